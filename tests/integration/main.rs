@@ -1,0 +1,10 @@
+//! Integration tests, one module per capability, all in one test binary (each extra binary
+//! links all of burn again).
+
+mod common;
+mod gradients;
+#[cfg(feature = "train")]
+mod learner;
+mod natural_gradient;
+mod persistence;
+mod preservation;
