@@ -207,97 +207,60 @@ fn train_output<O>(
     TrainOutput { grads, item }
 }
 
-impl TrainStep for ExpandableClassifier {
-    type Input = ClassificationBatch;
-    type Output = ClassificationOutput;
+/// `TrainStep` and `InferenceStep` for a wrapper with fields `network` and `optimizer` and a
+/// `forward_loss(batch) -> (item, capture)`: the natural-gradient step replaces the
+/// Learner's optimiser.
+macro_rules! natural_gradient_steps {
+    ($model:ty, $batch:ty, $output:ty) => {
+        impl TrainStep for $model {
+            type Input = $batch;
+            type Output = $output;
 
-    fn step(&self, batch: ClassificationBatch) -> TrainOutput<ClassificationOutput> {
-        let (item, capture) = self.forward_loss(batch);
-        train_output(
-            &self.network,
-            &self.optimizer,
-            &item.loss.clone(),
-            capture,
-            item,
-        )
-    }
+            fn step(&self, batch: $batch) -> TrainOutput<$output> {
+                let (item, capture) = self.forward_loss(batch);
+                let loss = item.loss.clone();
+                train_output(&self.network, &self.optimizer, &loss, capture, item)
+            }
 
-    fn optimize(
-        mut self,
-        _optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        mut grads: GradientsParams,
-    ) -> Self {
-        self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
-        self
-    }
+            fn optimize(
+                mut self,
+                _optim: &mut ModuleOptimizer,
+                lr: ModuleLearningRate,
+                mut grads: GradientsParams,
+            ) -> Self {
+                self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
+                self
+            }
 
-    fn optimize_multi(
-        mut self,
-        _optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        mut grads: MultiGradientsParams,
-    ) -> Self {
-        let mut grads = gather_gradients(&self.network, &mut grads);
-        self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
-        self
-    }
+            fn optimize_multi(
+                mut self,
+                _optim: &mut ModuleOptimizer,
+                lr: ModuleLearningRate,
+                mut grads: MultiGradientsParams,
+            ) -> Self {
+                let mut grads = gather_gradients(&self.network, &mut grads);
+                self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
+                self
+            }
+        }
+
+        impl InferenceStep for $model {
+            type Input = $batch;
+            type Output = $output;
+
+            fn step(&self, batch: $batch) -> $output {
+                self.forward_loss(batch).0
+            }
+        }
+    };
 }
 
-impl InferenceStep for ExpandableClassifier {
-    type Input = ClassificationBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: ClassificationBatch) -> ClassificationOutput {
-        self.forward_loss(batch).0
-    }
-}
-
-impl TrainStep for ExpandableRegressor {
-    type Input = RegressionBatch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: RegressionBatch) -> TrainOutput<RegressionOutput> {
-        let (item, capture) = self.forward_loss(batch);
-        train_output(
-            &self.network,
-            &self.optimizer,
-            &item.loss.clone(),
-            capture,
-            item,
-        )
-    }
-
-    fn optimize(
-        mut self,
-        _optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        mut grads: GradientsParams,
-    ) -> Self {
-        self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
-        self
-    }
-
-    fn optimize_multi(
-        mut self,
-        _optim: &mut ModuleOptimizer,
-        lr: ModuleLearningRate,
-        mut grads: MultiGradientsParams,
-    ) -> Self {
-        let mut grads = gather_gradients(&self.network, &mut grads);
-        self.network = self.optimizer.step(lr.base(), self.network, &mut grads);
-        self
-    }
-}
-
-impl InferenceStep for ExpandableRegressor {
-    type Input = RegressionBatch;
-    type Output = RegressionOutput;
-
-    fn step(&self, batch: RegressionBatch) -> RegressionOutput {
-        self.forward_loss(batch).0
-    }
-}
+natural_gradient_steps!(
+    ExpandableClassifier,
+    ClassificationBatch,
+    ClassificationOutput
+);
+natural_gradient_steps!(ExpandableRegressor, RegressionBatch, RegressionOutput);
 
 /// Collects every float parameter's id and rank.
 #[derive(Default)]

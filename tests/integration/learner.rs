@@ -15,7 +15,8 @@ use burn::train::{
 };
 use burn_senn::{
     ClassificationBatch, ClassificationItem, CurvatureStatistics, ExpandableBatcher,
-    ExpandableClassifier, ExpandableMlp, ExpandableMlpConfig, NaturalGradientConfig,
+    ExpandableClassifier, ExpandableMlp, ExpandableMlpConfig, ExpandableRegressor,
+    NaturalGradientConfig, RegressionBatch, RegressionItem,
 };
 
 use crate::common::{cpu_device, two_moons};
@@ -106,6 +107,55 @@ fn classifier_trains_through_supervised_training() {
 }
 
 #[test]
+fn regressor_trains_through_supervised_training() {
+    let items: Vec<RegressionItem> = (0..128)
+        .map(|i| {
+            let x = -2.0 + 4.0 * i as f32 / 127.0;
+            RegressionItem {
+                features: vec![x],
+                targets: vec![(2.0 * x).sin()],
+            }
+        })
+        .collect();
+    let regression_loader = |items: Vec<RegressionItem>| -> Arc<dyn DataLoader<RegressionBatch>> {
+        DataLoaderBuilder::new(ExpandableBatcher)
+            .batch_size(32)
+            .shuffle(3)
+            .num_workers(1)
+            .build(InMemDataset::new(items))
+    };
+    let network = ExpandableMlpConfig::new(1, 1)
+        .with_hidden(vec![8])
+        .init(&cpu_device());
+    let model = ExpandableRegressor::new(network, NaturalGradientConfig::new().init());
+    let everything = || {
+        use burn::data::dataloader::batcher::Batcher;
+        ExpandableBatcher.batch(items.clone(), &cpu_device())
+    };
+    let before = InferenceStep::step(&model, everything())
+        .loss
+        .into_scalar::<f32>();
+    let directory = tempfile::tempdir().unwrap();
+    let result = SupervisedTraining::new(
+        directory.path(),
+        regression_loader(items.clone()),
+        regression_loader(items.clone()),
+    )
+    .metrics((LossMetric::new(),))
+    .with_application_logger(None)
+    .num_epochs(10)
+    .launch(Learner::new(model, SgdConfig::new().init(), 0.3));
+    assert!(result.error.is_none(), "{:?}", result.error);
+    let after = InferenceStep::step(&result.model, everything())
+        .loss
+        .into_scalar::<f32>();
+    assert!(
+        after < 0.2 * before,
+        "half squared error {before} → {after}"
+    );
+}
+
+#[test]
 fn accumulated_statistics_are_the_mean_over_batches() {
     let device = cpu_device().autodiff();
     let model = classifier(vec![3], &device);
@@ -148,10 +198,19 @@ fn optimize_multi_equals_optimize_on_summed_gradients() {
     let lr = || ModuleLearningRate::from(0.1);
     let mut optim = SgdConfig::new().init();
 
+    // With NdArray compiled in, the second half's gradients live on a second device.
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    let second_device = Device::ndarray().autodiff();
+    #[cfg(not(feature = "ndarray"))]
+    let second_device = device.clone();
     let multi = MultiGradientsParams {
         grads: vec![
             (grads(first), device.clone()),
-            (grads(second), device.clone()),
+            (
+                grads(second).to_device(&second_device, &model),
+                second_device.clone(),
+            ),
         ],
     };
     let from_multi = model.clone().optimize_multi(&mut optim, lr(), multi);
