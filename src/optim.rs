@@ -27,7 +27,8 @@ pub struct NaturalGradientConfig {
     /// Default: 1e-2.
     #[config(default = 1e-2)]
     pub damping: f64,
-    /// Factors are updated every this many steps. Default: 1.
+    /// Factors are updated every this many steps. Default: 1. (The capture computes the
+    /// batch statistics on every step; on the other steps they are dropped.)
     #[config(default = 1)]
     pub factor_period: usize,
     /// Factor inverses are recomputed, all layers together, every this many steps (and
@@ -517,4 +518,62 @@ fn set_counts(mut network: ExpandableMlp, [steps, updates]: [u64; 2]) -> Expanda
         Tensor::from_floats([steps as f32, updates as f32], &old.device())
     });
     network
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_configuration_is_valid() {
+        assert!(NaturalGradientConfig::new().try_init().is_ok());
+    }
+
+    #[test]
+    fn invalid_configurations_name_the_field_and_the_range() {
+        let cases = [
+            (
+                NaturalGradientConfig::new().with_factor_decay(1.0),
+                "factor_decay = 1 is invalid; it must be in [0, 1)",
+            ),
+            (
+                NaturalGradientConfig::new().with_damping(0.0),
+                "damping = 0 is invalid; it must be > 0",
+            ),
+            (
+                NaturalGradientConfig::new().with_damping(f64::NAN),
+                "damping = NaN is invalid; it must be > 0",
+            ),
+            (
+                NaturalGradientConfig::new().with_inverse_period(0),
+                "inverse_period = 0 is invalid; it must be >= 1",
+            ),
+            (
+                NaturalGradientConfig::new().with_factor_period(0),
+                "factor_period = 0 is invalid; it must be >= 1",
+            ),
+            (
+                NaturalGradientConfig::new().with_momentum(-0.1),
+                "momentum = -0.1 is invalid; it must be in [0, 1)",
+            ),
+            (
+                NaturalGradientConfig::new().with_weight_decay(-1.0),
+                "weight_decay = -1 is invalid; it must be >= 0",
+            ),
+            (
+                NaturalGradientConfig::new().with_kl_clip(Some(0.0)),
+                "kl_clip = 0 is invalid; it must be > 0 (or None)",
+            ),
+        ];
+        for (config, message) in cases {
+            let error = config.try_init().expect_err(message);
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid NaturalGradientConfig: damping = -1")]
+    fn init_panics_on_an_invalid_configuration() {
+        NaturalGradientConfig::new().with_damping(-1.0).init();
+    }
 }
