@@ -115,6 +115,7 @@ pub fn rng(seed: u64) -> StdRng {
 
 /// The two interleaving half circles of scikit-learn's `make_moons`, with Gaussian noise:
 /// (points, labels).
+#[cfg(feature = "train")]
 pub fn two_moons(count: usize, noise: f32, seed: u64) -> (Vec<[f32; 2]>, Vec<usize>) {
     let mut rng = rng(seed);
     let outer = count / 2;
