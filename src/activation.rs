@@ -1,10 +1,11 @@
 //! The rational activation of Self-Expanding Neural Networks, which can be the identity.
 
 use burn::config::Config;
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::error::ConfigError;
+use crate::param::trainable;
 
 /// The ε under the square root of the normalisation, as in the method's definition.
 pub const RATIONAL_EPSILON: f64 = 1e-8;
@@ -191,12 +192,6 @@ impl RationalActivation {
             row(l * scale),
         )
     }
-}
-
-/// A fresh trainable parameter holding `value`. On a device without autodiff it does not
-/// track gradients yet; [`Module::train`] makes it (as it does burn's own parameters).
-pub(crate) fn trainable<const D: usize>(value: Tensor<D>) -> Param<Tensor<D>> {
-    Param::initialized(ParamId::new(), value.detach()).set_require_grad(true)
 }
 
 #[cfg(test)]

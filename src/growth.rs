@@ -4,14 +4,14 @@
 //! [`ParamId`](burn::module::ParamId), so that no optimiser applies state kept for the old
 //! tensor; parameters left as they were keep their ids and their optimiser state.
 
-use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::activation::{trainable, RationalActivation, RationalInit, RationalParams};
+use crate::activation::{RationalActivation, RationalInit, RationalParams};
 use crate::error::GrowthError;
 use crate::layer::ExpandableLayer;
 use crate::linalg;
 use crate::mlp::ExpandableMlp;
+use crate::param::{host_values, trainable, value};
 
 /// Pivots below this fraction of the largest entry make a basis count as singular.
 const SINGULAR_PIVOT: f64 = 1e-10;
@@ -353,25 +353,12 @@ fn check_shape(
     }
 }
 
-/// The parameter's value, detached from any autodiff graph.
-fn value<const D: usize>(param: &Param<Tensor<D>>) -> Tensor<D> {
-    param.val().detach()
-}
-
 fn concat_params(first: RationalParams, second: RationalParams) -> RationalParams {
     RationalParams {
         odd: Tensor::cat(vec![first.odd, second.odd], 0),
         even: Tensor::cat(vec![first.even, second.even], 0),
         linear: Tensor::cat(vec![first.linear, second.linear], 0),
     }
-}
-
-fn host_values<const D: usize>(tensor: &Tensor<D>) -> Vec<f64> {
-    tensor
-        .to_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("float tensor data converts to f64")
 }
 
 fn to_tensor<const D: usize>(values: &[f64], shape: [usize; D], device: &Device) -> Tensor<D> {

@@ -204,15 +204,13 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), PersistenceError> {
     Ok(())
 }
 
-/// Parses the burnpack header and reads the stored configuration.
+/// Parses the burnpack header and reads the stored configuration; the tensor data is
+/// checked when the record itself is parsed.
 fn read_config(path: &Path, bytes: &[u8]) -> Result<ExpandableMlpConfig, PersistenceError> {
     check_magic(path, bytes)?;
     let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| corrupt(path, e.to_string()))?;
     let config = reader.metadata().get(CONFIG_METADATA_KEY).cloned();
-    reader
-        .into_tensors()
-        .map_err(|e| corrupt(path, e.to_string()))?;
     let config = config.ok_or_else(|| PersistenceError::NotAnExpandableMlp {
         path: path.to_path_buf(),
         reason: format!("its metadata has no `{CONFIG_METADATA_KEY}` entry"),

@@ -52,6 +52,7 @@ mod layer;
 mod linalg;
 mod mlp;
 mod optim;
+mod param;
 #[cfg(feature = "train")]
 mod train;
 

@@ -120,12 +120,6 @@ impl ExpandableMlpConfig {
         if self.max_width == Some(0) {
             return Err(ConfigError::ZeroLimit { what: "max_width" });
         }
-        if self.max_depth == Some(0) && !self.hidden.is_empty() {
-            return Err(ConfigError::DepthAboveLimit {
-                depth: self.hidden.len(),
-                max_depth: 0,
-            });
-        }
         if let Some(max_width) = self.max_width {
             if let Some(layer) = self.hidden.iter().position(|&width| width > max_width) {
                 let width = self.hidden[layer];

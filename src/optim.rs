@@ -11,6 +11,7 @@ use crate::curvature::inverse::{damped_inverse, host_matrix, mean_eigenvalue, sp
 use crate::curvature::{CurvatureStatistics, FisherEstimate, LayerCurvature, LayerStatistics};
 use crate::layer::ExpandableLayer;
 use crate::mlp::ExpandableMlp;
+use crate::param::{host_values, updated};
 
 /// Configuration of the [`NaturalGradient`] optimiser. The learning rate is not here: it is
 /// handed to every [`step`](NaturalGradient::step), so burn's learning-rate schedulers work.
@@ -423,24 +424,6 @@ impl NaturalGradient {
     }
 }
 
-/// The parameter with its value replaced by `update(value)`, computed without autodiff and
-/// lifted back to the parameter's device with its gradient setting, under the same id.
-fn updated<const D: usize>(
-    param: Param<Tensor<D>>,
-    update: impl FnOnce(Tensor<D>) -> Tensor<D>,
-) -> Param<Tensor<D>> {
-    param.map(|value| {
-        let autodiff = value.is_autodiff();
-        let require_grad = value.is_require_grad();
-        let value = update(value.inner());
-        match (autodiff, require_grad) {
-            (true, true) => value.autodiff().require_grad(),
-            (true, false) => value.autodiff(),
-            _ => value,
-        }
-    })
-}
-
 /// The gradients of one layer, zero where a parameter has none.
 struct LayerGradients {
     /// ∇[b; W] plus weight decay: `[d_input + 1, d_output]`.
@@ -503,13 +486,7 @@ impl ExpandableMlp {
 }
 
 fn counts(network: &ExpandableMlp) -> [u64; 2] {
-    let values = network
-        .step_counts
-        .val()
-        .into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .expect("counters are floats");
+    let values = host_values(&network.step_counts.val());
     [values[0] as u64, values[1] as u64]
 }
 

@@ -4,6 +4,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
 
+use crate::param::host_values;
+
 /// How many times the damping is multiplied by ten before a factor is given up on.
 const MAX_DAMPING_RETRIES: usize = 6;
 
@@ -22,13 +24,7 @@ pub(crate) struct DampedInverse {
 
 /// The factor's entries on the host, row-major, in `f64`.
 pub(crate) fn host_matrix(factor: Tensor<2>) -> (Vec<f64>, usize) {
-    let n = factor.dims()[0];
-    let values = factor
-        .into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .expect("float factor data converts to f64");
-    (values, n)
+    (host_values(&factor), factor.dims()[0])
 }
 
 /// tr(F)/n, the mean eigenvalue; 0 for an empty or non-finite factor.

@@ -14,9 +14,11 @@ pub use capture::{
     OutputDistribution,
 };
 
-use burn::module::{Module, Param, ParamId};
+use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
+
+use crate::param::{state, value};
 
 /// The curvature and momentum state of one layer: non-trainable module state, saved with
 /// every record and grown together with the layer.
@@ -33,11 +35,6 @@ pub struct LayerCurvature {
     pub weight_velocity: Param<Tensor<2>>,
     /// Momentum of the activation coefficients, rows v, c, l: `[3, d_output]`.
     pub activation_velocity: Option<Param<Tensor<2>>>,
-}
-
-/// Non-trainable state holding `value`, under a fresh id.
-pub(crate) fn state<const D: usize>(value: Tensor<D>) -> Param<Tensor<D>> {
-    Param::initialized(ParamId::new(), value.detach()).set_require_grad(false)
 }
 
 /// Lazily zero-initialised non-trainable state: nothing is allocated until it is used.
@@ -64,10 +61,6 @@ pub(crate) fn pad_zeros(tensor: Tensor<2>, rows: usize, columns: usize) -> Tenso
     } else {
         tensor
     }
-}
-
-fn value<const D: usize>(param: &Param<Tensor<D>>) -> Tensor<D> {
-    param.val().detach()
 }
 
 impl LayerCurvature {
