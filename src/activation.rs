@@ -132,10 +132,7 @@ impl RationalActivation {
     /// - input: `[batch, width]`
     /// - output: `[batch, width]`
     pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let (odd, even, linear) = self.normalised_coefficients();
-        // σ(x) = (2v'x + c')/(1 + x²) + l'x with (v', c', l') already divided by the norm.
-        let rational = (input.clone() * odd + even) / (input.clone().square() + 1.0);
-        rational + input * linear
+        self.values().apply(input)
     }
 
     /// ∂σ/∂x at every entry of `pre_activation`:
@@ -178,9 +175,38 @@ impl RationalActivation {
         ]
     }
 
+    /// The current (v, c, l), still attached to the autodiff graph.
+    fn values(&self) -> RationalParams {
+        RationalParams {
+            odd: self.odd.val(),
+            even: self.even.val(),
+            linear: self.linear.val(),
+        }
+    }
+
+    fn normalised_coefficients(&self) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
+        self.values().normalised_coefficients()
+    }
+}
+
+impl RationalParams {
+    /// Applies σ element-wise with these coefficients, each column with its own neuron's;
+    /// differentiable in the coefficients as well as in the input.
+    ///
+    /// # Shapes
+    ///
+    /// - input: `[batch, width]`
+    /// - output: `[batch, width]`
+    pub fn apply(&self, input: Tensor<2>) -> Tensor<2> {
+        let (odd, even, linear) = self.normalised_coefficients();
+        // σ(x) = (2v'x + c')/(1 + x²) + l'x with (v', c', l') already divided by the norm.
+        let rational = (input.clone() * odd + even) / (input.clone().square() + 1.0);
+        rational + input * linear
+    }
+
     /// (2v, c, l) / √(v² + c² + l² + ε), each of shape `[1, width]`.
     fn normalised_coefficients(&self) -> (Tensor<2>, Tensor<2>, Tensor<2>) {
-        let (v, c, l) = (self.odd.val(), self.even.val(), self.linear.val());
+        let (v, c, l) = (self.odd.clone(), self.even.clone(), self.linear.clone());
         let norm = (v.clone().square() + c.clone().square() + l.clone().square())
             .add_scalar(RATIONAL_EPSILON)
             .sqrt();

@@ -166,3 +166,32 @@ pub enum PersistenceError {
         reason: String,
     },
 }
+
+/// Why a network could not be scored for expansion.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExpansionError {
+    /// The batch has no examples.
+    #[error("the scoring batch is empty; it needs at least one example")]
+    EmptyBatch,
+    /// The batch does not fit the network.
+    #[error(
+        "the scoring batch does not fit the network: inputs are {inputs:?} and output gradients \
+         {output_gradients:?}, expected [n, {}] and [n, {}]",
+        expected[0],
+        expected[1]
+    )]
+    ShapeMismatch {
+        /// The network's `[d_input, d_output]`.
+        expected: [usize; 2],
+        /// The inputs' shape.
+        inputs: [usize; 2],
+        /// The output gradients' shape.
+        output_gradients: [usize; 2],
+    },
+    /// NaN or infinite values where scores are computed.
+    #[error("the {what} holds NaN or infinite values; nothing is scored")]
+    NonFinite {
+        /// What was not finite: the batch, a factor or the scores.
+        what: &'static str,
+    },
+}

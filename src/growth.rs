@@ -116,7 +116,7 @@ impl ExpandableMlp {
         let zeros = Tensor::zeros([k, consumer.d_output()], &weight.device());
         grown.layers[layer + 1].weight = trainable(Tensor::cat(vec![weight, zeros], 0));
         grown.layers[layer + 1].curvature = consumer.curvature.widen_inputs(k);
-        Ok(grown)
+        Ok(grown.fit_history())
     }
 
     /// Adds `k` neurons to hidden layer `layer`, drawn with the network's initialisers.
@@ -175,7 +175,7 @@ impl ExpandableMlp {
         let mut grown = self.clone();
         grown.layers[position] = consumer;
         grown.layers.insert(position, inserted);
-        Ok(grown)
+        Ok(grown.fit_history())
     }
 
     /// Inserts an identity layer at `position`: see [`insert_layer`](Self::insert_layer) with

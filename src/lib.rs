@@ -17,6 +17,11 @@
 //! inside burn's `GradientsParams` to [`NaturalGradient::step`]. With the `train` feature,
 //! `ExpandableClassifier` and `ExpandableRegressor` train through burn's `Learner`.
 //!
+//! Self-expansion: with [`NaturalGradientConfig::with_expansion`], the optimiser checks every
+//! few steps whether new neurons or layers would speed up training enough, by the natural
+//! expansion score and its lower bound (see the [`expansion`] module), grows the network
+//! where they would, and records every growth in the network's [`ExpansionHistory`].
+//!
 //! The code names no backend: it runs on whatever burn device it is given (Flex, NdArray,
 //! wgpu, CUDA), chosen by this crate's Cargo features.
 //!
@@ -45,7 +50,9 @@
 
 mod activation;
 mod curvature;
+pub mod datasets;
 mod error;
+pub mod expansion;
 mod growth;
 mod io;
 mod layer;
@@ -53,6 +60,7 @@ mod linalg;
 mod mlp;
 mod optim;
 mod param;
+mod random;
 #[cfg(feature = "train")]
 mod train;
 
@@ -61,7 +69,10 @@ pub use curvature::{
     CaptureError, CurvatureCapture, CurvatureStatistics, FisherEstimate, LayerCurvature,
     LayerStatistics, OutputDistribution,
 };
-pub use error::{ConfigError, GrowthError, PersistenceError};
+pub use error::{ConfigError, ExpansionError, GrowthError, PersistenceError};
+pub use expansion::{
+    ExpansionConfig, ExpansionEvent, ExpansionHistory, ExpansionKind, NetworkScores, ScoringData,
+};
 pub use growth::{NewLayer, NewNeurons};
 pub use io::{SavedArchitecture, SavedFiles, CONFIG_METADATA_KEY};
 pub use layer::ExpandableLayer;

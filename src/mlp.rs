@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::{RationalActivation, RationalInit};
 use crate::curvature::LayerCurvature;
 use crate::error::ConfigError;
+use crate::expansion::empty_history;
 use crate::layer::ExpandableLayer;
 
 /// Configuration of an [`ExpandableMlp`], turned into one by [`init`](Self::init).
@@ -58,9 +59,12 @@ pub struct ExpandableMlpConfig {
 pub struct ExpandableMlp {
     /// The hidden layers, then the output layer (always last, never activated).
     pub(crate) layers: Vec<ExpandableLayer>,
-    /// Natural-gradient counters `[steps, factor updates]` (not trainable). Saved with the
-    /// model, so a resumed run continues its schedules.
+    /// Natural-gradient counters `[steps, factor updates, expansion check interval]` (not
+    /// trainable). Saved with the model, so a resumed run continues its schedules.
     pub(crate) step_counts: Param<Tensor<1>>,
+    /// The expansion history (not trainable), encoded as described in
+    /// [`ExpansionHistory`](crate::ExpansionHistory)'s module.
+    pub(crate) history: Param<Tensor<2>>,
     /// The configuration the network was built or loaded from; its `hidden` is not kept up to
     /// date as the network grows (see [`ExpandableMlp::config`]).
     #[module(skip)]
@@ -155,8 +159,9 @@ impl ExpandableMlpConfig {
         Ok(ExpandableMlp {
             layers,
             step_counts: Initializer::Zeros
-                .init_with([2], None, None, device)
+                .init_with([3], None, None, device)
                 .set_require_grad(false),
+            history: empty_history(&self.hidden, device),
             config: self.clone(),
         })
     }

@@ -8,7 +8,10 @@ use burn::optim::{GradientsParams, LearningRate};
 use burn::tensor::Tensor;
 
 use crate::curvature::inverse::{damped_inverse, host_matrix, mean_eigenvalue, split_damping};
-use crate::curvature::{CurvatureStatistics, FisherEstimate, LayerCurvature, LayerStatistics};
+use crate::curvature::{
+    CaptureError, CurvatureStatistics, FisherEstimate, LayerCurvature, LayerStatistics,
+};
+use crate::expansion::{self, ExpansionConfig};
 use crate::layer::ExpandableLayer;
 use crate::mlp::ExpandableMlp;
 use crate::param::{host_values, updated};
@@ -54,6 +57,11 @@ pub struct NaturalGradientConfig {
     /// Default: [`FisherEstimate::Empirical`].
     #[config(default = "FisherEstimate::Empirical")]
     pub fisher: FisherEstimate,
+    /// Self-expansion: when set, the optimiser checks for growth every
+    /// [`ExpansionConfig::interval`] steps and grows the network where the scores say so.
+    /// Default: `None` (the network keeps its shape).
+    #[config(default = "None")]
+    pub expansion: Option<ExpansionConfig>,
 }
 
 /// Why a [`NaturalGradientConfig`] is invalid.
@@ -116,7 +124,10 @@ impl NaturalGradientConfig {
         if let Some(kl_clip) = self.kl_clip {
             check("kl_clip", kl_clip, kl_clip > 0.0, "> 0 (or None)")?;
         }
-        Ok(())
+        match &self.expansion {
+            Some(expansion) => expansion.validate(),
+            None => Ok(()),
+        }
     }
 
     /// Builds the optimiser, or says which field is invalid.
@@ -182,14 +193,26 @@ impl NaturalGradient {
     /// stock burn optimiser can handle what remains (the rest of a user's model).
     ///
     /// A step whose update is not finite is skipped with a warning: no weight becomes NaN.
+    ///
+    /// With [`expansion`](NaturalGradientConfig::expansion) set, a step that is an expansion
+    /// check scores the network on the batch the gradients came from (as it was before the
+    /// update), decides what to grow, applies the update, then grows the updated network
+    /// (which leaves its outputs unchanged) and records the growth in its history.
     pub fn step(
         &mut self,
         lr: LearningRate,
         network: ExpandableMlp,
         grads: &mut GradientsParams,
     ) -> ExpandableMlp {
-        let [steps, updates] = counts(&network);
-        let statistics = CurvatureStatistics::take(&network, grads);
+        let [steps, updates, _] = counts(&network);
+        let mut statistics = CurvatureStatistics::take(&network, grads);
+        let scoring = statistics.as_mut().and_then(|s| s.scoring.take());
+        let plan = match (&self.config.expansion, scoring) {
+            (Some(expansion), Some(data)) if network.expansion_due() => {
+                Some(expansion::plan(&network, &data, expansion, steps))
+            }
+            _ => None,
+        };
         let (network, updates) = self.observe(network, statistics, [steps, updates]);
         let refresh_all = steps % self.config.inverse_period as u64 == 0;
         let mut network = self.refresh_inverses(network, refresh_all);
@@ -215,7 +238,33 @@ impl NaturalGradient {
                 .map(|(layer, direction)| self.apply(layer, direction, lr, scale))
                 .collect();
         }
-        set_counts(network, [steps + 1, updates])
+        if let Some(plan) = plan {
+            network = plan.apply(network);
+        }
+        let interval = self.config.expansion.as_ref().map_or(0, |e| e.interval);
+        set_counts(network, [steps + 1, updates, interval as u64])
+    }
+
+    /// One step of a custom training loop: [`forward_capture`](ExpandableMlp::forward_capture)
+    /// of `inputs`, `loss` of the outputs (a mean over the batch of per-example losses),
+    /// backward, statistics, and [`step`](Self::step) (which may grow the network).
+    ///
+    /// # Returns
+    ///
+    /// The updated network and the batch's loss before the update, or an error if `inputs`
+    /// are not on an autodiff device.
+    pub fn train_step(
+        &mut self,
+        lr: LearningRate,
+        network: ExpandableMlp,
+        inputs: Tensor<2>,
+        loss: impl FnOnce(Tensor<2>) -> Tensor<1>,
+    ) -> Result<(ExpandableMlp, f64), CaptureError> {
+        let (outputs, capture) = network.forward_capture(inputs);
+        let loss = loss(outputs);
+        let value = loss.clone().into_scalar::<f64>();
+        let mut grads = capture.into_gradients(&network, loss.backward(), &self.config.fisher)?;
+        Ok((self.step(lr, network, &mut grads), value))
     }
 
     /// Folds the batch statistics into the factors on factor-update steps; returns the
@@ -270,7 +319,13 @@ impl NaturalGradient {
             if let (Some(param), Some(fisher)) =
                 (curvature.activation_fisher.clone(), batch.activation_fisher)
             {
-                curvature.activation_fisher = Some(average(param, fisher));
+                // An entry that is exactly zero was never observed (a new neuron or layer):
+                // it takes the batch value instead of a decayed share of it, or its first
+                // steps would be preconditioned by a Fisher many times too small.
+                curvature.activation_fisher = Some(updated(param, |old| {
+                    let unseen = old.clone().equal_elem(0.0);
+                    (old * decay + fisher.clone() * (1.0 - decay)).mask_where(unseen, fisher)
+                }));
             }
         }
         network
@@ -485,14 +540,15 @@ impl ExpandableMlp {
     }
 }
 
-fn counts(network: &ExpandableMlp) -> [u64; 2] {
+/// `[steps, factor updates, expansion check interval]`.
+pub(crate) fn counts(network: &ExpandableMlp) -> [u64; 3] {
     let values = host_values(&network.step_counts.val());
-    [values[0] as u64, values[1] as u64]
+    [values[0] as u64, values[1] as u64, values[2] as u64]
 }
 
-fn set_counts(mut network: ExpandableMlp, [steps, updates]: [u64; 2]) -> ExpandableMlp {
+fn set_counts(mut network: ExpandableMlp, counts: [u64; 3]) -> ExpandableMlp {
     network.step_counts = updated(network.step_counts, |old| {
-        Tensor::from_floats([steps as f32, updates as f32], &old.device())
+        Tensor::from_floats(counts.map(|c| c as f32), &old.device())
     });
     network
 }

@@ -1,10 +1,12 @@
 //! Per-example statistics from a forward pass with zero probes.
 
 use burn::config::Config;
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Distribution, Gradients, Tensor};
 
+use crate::expansion::{homogeneous, ScoringData};
 use crate::layer::ExpandableLayer;
 use crate::mlp::ExpandableMlp;
 
@@ -21,6 +23,13 @@ pub enum FisherEstimate {
         /// The predictive distribution the network's outputs parameterise.
         distribution: OutputDistribution,
     },
+    /// G as the exact expectation of the Gauss–Newton matrix with a Euclidean output metric,
+    /// E[J_sᵀJ_s] with J_s = ∂y/∂s: one backward sweep (by hand) of each unit output vector,
+    /// so m sweeps for m outputs. For a squared-error loss it is the true Fisher without
+    /// sampling noise; for any loss it is the metric of the method's expansion score. Unlike
+    /// the empirical Fisher, it does not vanish as the loss goes to zero, which keeps
+    /// regression steps stable near convergence.
+    GaussNewton,
 }
 
 /// The predictive distribution that a network's outputs parameterise.
@@ -91,6 +100,9 @@ pub struct LayerStatistics {
 pub struct CurvatureStatistics {
     /// One entry per layer, hidden layers first.
     pub layers: Vec<LayerStatistics>,
+    /// The batch's inputs and output gradients, for the expansion check. They travel to the
+    /// optimiser only on steps where a check is due (see [`register`](Self::register)).
+    pub scoring: Option<ScoringData>,
 }
 
 impl ExpandableMlp {
@@ -166,20 +178,32 @@ impl CurvatureCapture {
             return Err(CaptureError::NotAutodiff);
         }
         self.check_network(network)?;
-        let examples = match fisher {
-            FisherEstimate::Empirical => self.empirical_examples(grads),
+        let (examples, repeats) = match fisher {
+            FisherEstimate::Empirical => (self.empirical_examples(grads), 1),
             FisherEstimate::Sampled { distribution } => {
-                self.sampled_examples(network, *distribution)
+                (self.sampled_examples(network, *distribution), 1)
             }
+            FisherEstimate::GaussNewton => (
+                gauss_newton_backward(network, &self.pre_activations()),
+                network.d_output(),
+            ),
         };
         let layers = network
             .layers
             .iter()
             .zip(&self.layers)
             .zip(examples)
-            .map(|((layer, capture), (g, e))| layer_statistics(layer, capture, g, e))
+            .map(|((layer, capture), (g, e))| layer_statistics(layer, capture, g, e, repeats))
             .collect();
-        Ok(CurvatureStatistics { layers })
+        let last = self.layers.last().expect("a network has an output layer");
+        let scoring = ScoringData {
+            inputs: self.layers[0].input.clone().inner(),
+            output_gradients: per_example_gradient(&last.pre_probe, grads, self.batch_size()),
+        };
+        Ok(CurvatureStatistics {
+            layers,
+            scoring: Some(scoring),
+        })
     }
 
     /// The gradients of the network's parameters as `GradientsParams`, with the batch's
@@ -226,11 +250,7 @@ impl CurvatureCapture {
     /// Per layer: (g, e) = (∂ℓ/∂s, ∂ℓ/∂σ(s)) per example, read from the probes. The loss is
     /// a batch mean, so each probe gradient is the per-example gradient divided by n.
     fn empirical_examples(&self, grads: &Gradients) -> Vec<(Tensor<2>, Option<Tensor<2>>)> {
-        let n = self.batch_size() as f64;
-        let per_example = |probe: &Tensor<2>| match probe.grad(grads) {
-            Some(gradient) => gradient * n,
-            None => Tensor::zeros(probe.dims(), &probe.device()).inner(),
-        };
+        let per_example = |probe: &Tensor<2>| per_example_gradient(probe, grads, self.batch_size());
         self.layers
             .iter()
             .map(|l| {
@@ -251,31 +271,70 @@ impl CurvatureCapture {
     ) -> Vec<(Tensor<2>, Option<Tensor<2>>)> {
         let output = self.output.clone().inner();
         let output_gradient = sampled_output_gradient(output, distribution);
-        self.backpropagate(network, output_gradient)
+        backpropagate(network, &self.pre_activations(), output_gradient)
     }
 
-    /// Per layer: (g, e) when the per-example output gradient is `output_gradient`.
-    fn backpropagate(
-        &self,
-        network: &ExpandableMlp,
-        output_gradient: Tensor<2>,
-    ) -> Vec<(Tensor<2>, Option<Tensor<2>>)> {
-        let mut g = output_gradient;
-        let mut examples = Vec::with_capacity(self.layers.len());
-        let mut e: Option<Tensor<2>> = None;
-        for (layer, capture) in network.layers.iter().zip(&self.layers).rev() {
-            if let Some(activation) = &layer.activation {
-                let upstream = e.take().expect("a hidden layer always has a successor");
-                let pre_activation = capture.pre_activation.clone().inner();
-                g = upstream.clone() * activation.derivative(pre_activation);
-                e = Some(upstream);
-            }
-            examples.push((g.clone(), e.take()));
-            e = Some(g.clone().matmul(layer.weight.val().inner().transpose()));
-        }
-        examples.reverse();
-        examples
+    fn pre_activations(&self) -> Vec<Tensor<2>> {
+        self.layers
+            .iter()
+            .map(|l| l.pre_activation.clone().inner())
+            .collect()
     }
+}
+
+/// The probe's gradient times the batch size: for a loss that is a batch mean, the gradient
+/// of each example's own loss (zero where nothing reached the probe).
+fn per_example_gradient(probe: &Tensor<2>, grads: &Gradients, batch_size: usize) -> Tensor<2> {
+    match probe.grad(grads) {
+        Some(gradient) => gradient * batch_size as f64,
+        None => Tensor::zeros(probe.dims(), &probe.device()).inner(),
+    }
+}
+
+/// Per layer: (g, e) = (∂ℓ/∂s, ∂ℓ/∂σ(s)) per example when the per-example output gradient is
+/// `output_gradient`, propagated back by hand (no autodiff) through `network` at the given
+/// pre-activations: e_l = g_{l+1}·W_{l+1}ᵀ and g_l = e_l ⊙ σ′(s_l).
+pub(crate) fn backpropagate(
+    network: &ExpandableMlp,
+    pre_activations: &[Tensor<2>],
+    output_gradient: Tensor<2>,
+) -> Vec<(Tensor<2>, Option<Tensor<2>>)> {
+    let mut g = output_gradient;
+    let mut examples = Vec::with_capacity(pre_activations.len());
+    let mut e: Option<Tensor<2>> = None;
+    for (layer, pre_activation) in network.layers.iter().zip(pre_activations).rev() {
+        let layer = layer.clone().valid();
+        if let Some(activation) = &layer.activation {
+            let upstream = e.take().expect("a hidden layer always has a successor");
+            g = upstream.clone() * activation.derivative(pre_activation.clone().inner());
+            e = Some(upstream);
+        }
+        examples.push((g.clone(), e.take()));
+        e = Some(g.clone().matmul(layer.weight.val().transpose()));
+    }
+    examples.reverse();
+    examples
+}
+
+/// Per layer: (ĝ, ê), the backward sweeps of every unit output vector e_k for every example
+/// (row k·n + x for output k and example x), through `network` at the given pre-activations.
+/// Σ_k ĝᵀĝ / n is the Gauss–Newton factor E[J_sᵀJ_s].
+pub(crate) fn gauss_newton_backward(
+    network: &ExpandableMlp,
+    pre_activations: &[Tensor<2>],
+) -> Vec<(Tensor<2>, Option<Tensor<2>>)> {
+    let m = network.d_output();
+    let [n, _] = pre_activations[0].dims();
+    let device = pre_activations[0].device();
+    let repeated: Vec<Tensor<2>> = pre_activations
+        .iter()
+        .map(|s| s.clone().repeat_dim(0, m))
+        .collect();
+    let units = Tensor::<2>::eye(m, &device)
+        .unsqueeze_dim::<3>(1)
+        .repeat_dim(1, n)
+        .reshape([m * n, m]);
+    backpropagate(network, &repeated, units)
 }
 
 /// ∂ℓ/∂y per example for a target drawn from the distribution the outputs parameterise.
@@ -296,22 +355,28 @@ fn sampled_output_gradient(output: Tensor<2>, distribution: OutputDistribution) 
     }
 }
 
-/// A = āᵀā/n, G = gᵀg/n and the diagonal Fisher of (v, c, l) from the per-example e.
+/// A = āᵀā/n, G = gᵀg/n and the diagonal Fisher of (v, c, l) from the per-example e, where
+/// g and e hold `repeats` rows per example (one per backward sweep) whose outer products are
+/// summed.
 fn layer_statistics(
     layer: &ExpandableLayer,
     capture: &LayerCapture,
     g: Tensor<2>,
     e: Option<Tensor<2>>,
+    repeats: usize,
 ) -> LayerStatistics {
-    let input = capture.input.clone().inner();
-    let [n, _] = input.dims();
-    let ones = Tensor::ones([n, 1], &input.device());
-    let homogeneous = Tensor::cat(vec![ones, input], 1);
+    let homogeneous = homogeneous(capture.input.clone().inner());
+    let [n, _] = homogeneous.dims();
     let scale = 1.0 / n as f64;
     let activation_fisher = layer.activation.as_ref().zip(e).map(|(activation, e)| {
-        let derivatives = activation.parameter_derivatives(capture.pre_activation.clone().inner());
+        let pre_activation = capture
+            .pre_activation
+            .clone()
+            .inner()
+            .repeat_dim(0, repeats);
+        let derivatives = activation.parameter_derivatives(pre_activation);
         let rows = derivatives
-            .map(|d| (d * e.clone()).square().mean_dim(0))
+            .map(|d| (d * e.clone()).square().sum_dim(0) * scale)
             .to_vec();
         Tensor::cat(rows, 0)
     });
@@ -326,9 +391,18 @@ impl CurvatureStatistics {
     /// Registers the statistics in `grads` under the ids of the network's curvature state,
     /// with a batch count under its step counter, so that they travel with the gradients
     /// (through burn's gradient accumulation and multi-device summation, which add them).
+    /// On a step where the network's optimiser will check for expansion, the scoring data
+    /// (the batch's inputs and output gradients) is registered too, under the first layer's
+    /// momentum.
     ///
     /// [`NaturalGradient::step`](crate::NaturalGradient::step) takes them out again.
     pub fn register(self, network: &ExpandableMlp, grads: &mut GradientsParams) {
+        if let Some(scoring) = self.scoring.filter(|_| network.expansion_due()) {
+            grads.register(
+                network.layers[0].curvature.weight_velocity.id,
+                Tensor::cat(vec![scoring.inputs, scoring.output_gradients], 1),
+            );
+        }
         for (layer, statistics) in network.layers.iter().zip(self.layers) {
             let curvature = &layer.curvature;
             grads.register(
@@ -348,16 +422,37 @@ impl CurvatureStatistics {
         let device = network.step_counts.val().device().inner();
         grads.register(
             network.step_counts.id,
-            Tensor::<1>::from_floats([1.0, 0.0], &device),
+            Tensor::<1>::from_floats([1.0, 0.0, 0.0], &device),
         );
     }
 
     /// Removes the statistics that [`register`](Self::register) put in `grads`, divided by
     /// the number of batches they were summed over; `None` when there are none (or only
     /// some of them).
+    ///
+    /// Scoring data summed over several batches (gradient accumulation, several devices) is
+    /// meaningless and is dropped: growth needs the check step's batch to come from one
+    /// device in one piece.
     pub fn take(network: &ExpandableMlp, grads: &mut GradientsParams) -> Option<Self> {
+        let scoring = grads.remove::<2>(network.layers[0].curvature.weight_velocity.id);
         let batches = grads.remove::<1>(network.step_counts.id)?;
         let batches = batches.narrow(0, 0, 1);
+        let scoring = scoring.and_then(|data| {
+            let count = batches.clone().into_scalar::<f64>();
+            if count != 1.0 {
+                tracing::debug!(
+                    batches = count,
+                    "scoring data summed over several batches is dropped; no expansion check"
+                );
+                return None;
+            }
+            let [_, columns] = data.dims();
+            let d_input = network.d_input();
+            Some(ScoringData {
+                inputs: data.clone().narrow(1, 0, d_input),
+                output_gradients: data.narrow(1, d_input, columns - d_input),
+            })
+        });
         let mut layers = Vec::with_capacity(network.layers.len());
         let mut complete = true;
         for layer in &network.layers {
@@ -379,7 +474,7 @@ impl CurvatureStatistics {
                 });
             }
         }
-        complete.then_some(Self { layers })
+        complete.then_some(Self { layers, scoring })
     }
 }
 
@@ -404,7 +499,7 @@ mod tests {
         let grads = loss.backward();
 
         let from_probes = capture.empirical_examples(&grads);
-        let by_hand = capture.backpropagate(&network, delta);
+        let by_hand = backpropagate(&network, &capture.pre_activations(), delta);
         for (layer, ((g_probe, e_probe), (g_hand, e_hand))) in
             from_probes.into_iter().zip(by_hand).enumerate()
         {

@@ -9,6 +9,7 @@
 mod capture;
 pub(crate) mod inverse;
 
+pub(crate) use capture::{backpropagate, gauss_newton_backward};
 pub use capture::{
     CaptureError, CurvatureCapture, CurvatureStatistics, FisherEstimate, LayerStatistics,
     OutputDistribution,

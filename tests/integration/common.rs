@@ -113,36 +113,6 @@ pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// The two interleaving half circles of scikit-learn's `make_moons`, with Gaussian noise:
-/// (points, labels).
-#[cfg(feature = "train")]
-pub fn two_moons(count: usize, noise: f32, seed: u64) -> (Vec<[f32; 2]>, Vec<usize>) {
-    let mut rng = rng(seed);
-    let outer = count / 2;
-    let mut points = Vec::with_capacity(count);
-    let mut labels = Vec::with_capacity(count);
-    for i in 0..count {
-        let (label, k, n) = if i < outer {
-            (0, i, outer)
-        } else {
-            (1, i - outer, count - outer)
-        };
-        let t = std::f32::consts::PI * k as f32 / (n.max(2) - 1) as f32;
-        let (x, y) = if label == 0 {
-            (t.cos(), t.sin())
-        } else {
-            (1.0 - t.cos(), 0.5 - t.sin())
-        };
-        let jitter = [
-            standard_normal(&mut rng) * noise,
-            standard_normal(&mut rng) * noise,
-        ];
-        points.push([x + jitter[0], y + jitter[1]]);
-        labels.push(label);
-    }
-    (points, labels)
-}
-
 /// Redraws every trainable parameter from `rng`: weights N(0, 1/d_input), vectors N(0, 1).
 /// Burn's own initialisers draw from a generator shared by all tests running at once; this
 /// makes a test's network depend on its seed alone.

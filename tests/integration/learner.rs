@@ -15,21 +15,20 @@ use burn::train::{
 };
 use burn_senn::{
     ClassificationBatch, ClassificationItem, CurvatureStatistics, ExpandableBatcher,
-    ExpandableClassifier, ExpandableMlp, ExpandableMlpConfig, ExpandableRegressor,
-    NaturalGradientConfig, RegressionBatch, RegressionItem,
+    ExpandableClassifier, ExpandableMlp, ExpandableMlpConfig, ExpandableRegressor, ExpansionConfig,
+    FisherEstimate, NaturalGradientConfig, RegressionBatch, RegressionItem,
 };
 
-use crate::common::{cpu_device, two_moons};
+use burn_senn::datasets::ClassificationSet;
+
+use crate::common::cpu_device;
 
 fn moons(count: usize, seed: u64) -> Vec<ClassificationItem> {
-    let (points, labels) = two_moons(count, 0.2, seed);
-    points
+    let set = ClassificationSet::two_moons(count, 0.2, seed);
+    set.features
         .into_iter()
-        .zip(labels)
-        .map(|(p, label)| ClassificationItem {
-            features: p.to_vec(),
-            label,
-        })
+        .zip(set.labels)
+        .map(|(features, label)| ClassificationItem { features, label })
         .collect()
 }
 
@@ -346,4 +345,70 @@ fn grown_model_resumes_from_its_checkpoint_and_continues() {
     }
     .load_record(record);
     assert_eq!(loss(&restored, &items), loss_at_stop);
+}
+
+#[test]
+fn growth_inside_the_learner_is_recorded_and_survives_checkpoints() {
+    let directory = tempfile::tempdir().unwrap();
+    let items = moons(200, 5);
+    let device = cpu_device();
+    let base = ExpandableMlpConfig::new(2, 2);
+    let optimizer = NaturalGradientConfig::new()
+        .with_fisher(FisherEstimate::GaussNewton)
+        .with_momentum(0.0)
+        .with_expansion(Some(ExpansionConfig::new().with_interval(8).with_seed(5)))
+        .init();
+    let launch = |model: ExpandableClassifier, epochs: usize, checkpoint: Option<usize>| {
+        let mut training = SupervisedTraining::new(
+            directory.path(),
+            loader(items.clone(), 50),
+            loader(moons(64, 9), 64),
+        )
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .with_application_logger(None)
+        .with_default_checkpointers()
+        .num_epochs(epochs);
+        if let Some(epoch) = checkpoint {
+            training = training.checkpoint(epoch);
+        }
+        training.launch(Learner::new(model, SgdConfig::new().init(), 0.3))
+    };
+
+    let first = launch(
+        ExpandableClassifier::new(base.init(&device), optimizer.clone()),
+        12,
+        None,
+    );
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let network = &first.model.network;
+    let history = network.expansion_history();
+    assert!(!history.events.is_empty(), "no growth in 48 steps");
+    assert_eq!(
+        history.neurons_added(),
+        network.hidden_widths().iter().sum::<usize>(),
+        "every hidden neuron came from an expansion"
+    );
+    assert!(history.events.iter().all(|e| e.step % 8 == 0 && e.step > 0));
+
+    // The last checkpoint rebuilds the grown model with its history.
+    let checkpoint = directory.path().join("checkpoint").join("model-12.bpk");
+    let grown = base
+        .with_shapes_from_record(&checkpoint, "network.")
+        .unwrap();
+    assert_eq!(grown.hidden, network.hidden_widths());
+    let record = burn::store::ModuleRecord::load(&checkpoint).unwrap();
+    let restored =
+        ExpandableClassifier::new(grown.init(&device), optimizer.clone()).load_record(record);
+    assert_eq!(restored.network.expansion_history(), history);
+
+    // Resuming carries the history on.
+    let resumed = launch(
+        ExpandableClassifier::new(grown.init(&device), optimizer),
+        14,
+        Some(12),
+    );
+    assert!(resumed.error.is_none(), "{:?}", resumed.error);
+    let after = resumed.model.network.expansion_history();
+    assert_eq!(after.events[..history.events.len()], history.events[..]);
+    assert_eq!(resumed.model.network.natural_gradient_steps(), 56);
 }

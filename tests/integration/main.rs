@@ -2,6 +2,7 @@
 //! links all of burn again).
 
 mod common;
+mod expansion;
 mod gradients;
 #[cfg(feature = "train")]
 mod learner;
