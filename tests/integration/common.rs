@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
-use burn::module::{Module, ModuleMapper, Param};
+use std::collections::HashSet;
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_senn::{ExpandableMlp, GrowthError, NewLayer, NewNeurons, RationalParams};
 use rand::rngs::StdRng;
@@ -117,13 +119,16 @@ pub fn rng(seed: u64) -> StdRng {
 /// Burn's own initialisers draw from a generator shared by all tests running at once; this
 /// makes a test's network depend on its seed alone.
 pub fn reseeded(network: ExpandableMlp, rng: &mut StdRng) -> ExpandableMlp {
-    struct Redraw<'a>(&'a mut StdRng);
+    struct Redraw<'a> {
+        rng: &'a mut StdRng,
+        trainable: HashSet<ParamId>,
+    }
     impl ModuleMapper for Redraw<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if !param.is_require_grad() {
+            if !self.trainable.contains(&param.id) {
                 return param;
             }
-            let rng = &mut *self.0;
+            let rng = &mut *self.rng;
             param.map(|value| {
                 let dims = value.dims();
                 let scale = if D == 2 {
@@ -134,9 +139,25 @@ pub fn reseeded(network: ExpandableMlp, rng: &mut StdRng) -> ExpandableMlp {
                 let values: Vec<f32> = (0..value.shape().num_elements())
                     .map(|_| standard_normal(rng) * scale)
                     .collect();
-                Tensor::from_data(TensorData::new(values, dims), &value.device()).require_grad()
+                let redrawn = Tensor::from_data(TensorData::new(values, dims), &value.device());
+                if value.is_require_grad() {
+                    redrawn.require_grad()
+                } else {
+                    redrawn
+                }
             })
         }
     }
-    network.map(&mut Redraw(rng))
+    // Not `is_require_grad`: on a device without autodiff no parameter tracks gradients.
+    let trainable = network
+        .layers()
+        .iter()
+        .flat_map(|layer| {
+            let activation = layer.activation.iter();
+            [layer.weight.id, layer.bias.id]
+                .into_iter()
+                .chain(activation.flat_map(|a| [a.odd.id, a.even.id, a.linear.id]))
+        })
+        .collect();
+    network.map(&mut Redraw { rng, trainable })
 }

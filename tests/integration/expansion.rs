@@ -408,10 +408,13 @@ fn regression_optimizer(expansion: Option<ExpansionConfig>) -> NaturalGradient {
         .init()
 }
 
-fn one_neuron(device: &Device) -> ExpandableMlp {
-    ExpandableMlpConfig::new(1, 1)
+/// A 1-1-1 network drawn from `seed` alone (not from burn's generator, which tests running at
+/// the same time share).
+fn one_neuron(device: &Device, seed: u64) -> ExpandableMlp {
+    let network = ExpandableMlpConfig::new(1, 1)
         .with_hidden(vec![1])
-        .init(device)
+        .init(device);
+    reseeded(network, &mut rng(seed))
 }
 
 fn dataset_mse(network: &ExpandableMlp, data: &RegressionSet) -> f64 {
@@ -433,14 +436,14 @@ fn one_dimensional_regression_grows_and_fits() {
     let width_only = ExpansionConfig::new().with_grow_depth(false).with_seed(1);
 
     let grown = fit_regression(
-        one_neuron(&device),
+        one_neuron(&device, 1),
         &mut regression_optimizer(Some(width_only)),
         &train,
         2000,
         1.0,
     );
     let fixed = fit_regression(
-        one_neuron(&device),
+        one_neuron(&device, 1),
         &mut regression_optimizer(None),
         &train,
         2000,
@@ -464,31 +467,29 @@ fn one_dimensional_regression_grows_and_fits() {
     assert!(test_mse <= 1e-3, "held-out MSE {test_mse:e}");
 }
 
+/// `count` points x ~ N(0, I) with the exactly affine targets x·M + m.
+fn affine_set(rng: &mut StdRng, count: usize, d_input: usize, d_output: usize) -> RegressionSet {
+    let device = cpu_device();
+    let host = |t: Tensor<2>| t.to_data().try_to_vec::<f32>().unwrap();
+    let x = normal(rng, [count, d_input], 1.0, &device);
+    let map = normal(rng, [d_input, d_output], 1.0, &device);
+    let offset = normal(rng, [1, d_output], 1.0, &device);
+    let y = x.clone().matmul(map) + offset;
+    RegressionSet {
+        features: host(x).chunks(d_input).map(<[f32]>::to_vec).collect(),
+        targets: host(y).chunks(d_output).map(<[f32]>::to_vec).collect(),
+    }
+}
+
 #[test]
 fn an_exactly_linear_target_never_grows() {
+    // A network with no hidden layer represents an affine target exactly: its error stays
+    // affine in the inputs, so no residual is left for new units to explain.
     let device = cpu_device();
     let mut rng = rng(7);
-    let x = normal(&mut rng, [64, 2], 1.0, &device);
-    let data = RegressionSet {
-        features: x
-            .to_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .chunks(2)
-            .map(<[f32]>::to_vec)
-            .collect(),
-        targets: x
-            .to_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-            .chunks(2)
-            .map(|p| vec![2.0 * p[0] - p[1] + 0.5])
-            .collect(),
-    };
-    for hidden in [vec![], vec![2]] {
-        let network = ExpandableMlpConfig::new(2, 1)
-            .with_hidden(hidden)
-            .init(&device);
+    for (d_input, d_output) in [(1, 1), (2, 1), (3, 2)] {
+        let data = affine_set(&mut rng, 64, d_input, d_output);
+        let network = ExpandableMlpConfig::new(d_input, d_output).init(&device);
         let network = reseeded(network, &mut rng);
         let expansion = ExpansionConfig::new().with_interval(10);
         let trained = fit_regression(
@@ -512,7 +513,7 @@ fn harder_targets_grow_wider() {
         let data = target.sample(50, 6);
         let config = ExpansionConfig::new().with_grow_depth(false).with_seed(5);
         let grown = fit_regression(
-            one_neuron(&device),
+            one_neuron(&device, 5),
             &mut regression_optimizer(Some(config)),
             &data,
             1500,
