@@ -1,16 +1,29 @@
 //! Half-moons, the method's second experiment: 200 noisy points of two interleaving half
-//! circles, a network that starts with no hidden layer at all and grows layers and neurons.
+//! circles, a network that starts with no hidden layer at all and grows layers and neurons
+//! where the natural expansion score says they help.
 //!
-//! Run with `cargo run --release --example quickstart -- [steps] [seed]`.
+//! Prints the growth timeline and the final metrics, and writes `report.json` (and, with the
+//! `plot` feature, `growth.svg` and `growth.png`) to the output directory.
+//!
+//! ```text
+//! cargo run --release --features plot --example quickstart -- [--steps N] [--seed N] [--out DIR]
+//! ```
+//!
+//! Defaults: 400 full-batch steps, seed 0, output in `quickstart-out/`.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 use burn_senn::datasets::ClassificationSet;
-use burn_senn::{ExpandableMlpConfig, ExpansionConfig, FisherEstimate, NaturalGradientConfig};
+use burn_senn::report::{GrowthReport, Task};
+use burn_senn::{
+    backends, ExpandableMlpConfig, ExpansionConfig, FisherEstimate, NaturalGradientConfig,
+};
 
+/// The fraction of `logits` whose largest entry is the label.
 fn accuracy(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
     let predictions = logits.argmax(1).squeeze_dim::<1>(1);
     predictions
@@ -20,6 +33,37 @@ fn accuracy(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
         .into_scalar::<f64>()
 }
 
+/// `--steps N --seed N --out DIR`, each optional.
+struct Options {
+    steps: usize,
+    seed: u64,
+    out: PathBuf,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        steps: 400,
+        seed: 0,
+        out: PathBuf::from("quickstart-out"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse()
+                .map_err(|_| format!("{flag} {value}: not a number"))
+        };
+        match flag.as_str() {
+            "--steps" => options.steps = number()? as usize,
+            "--seed" => options.seed = number()?,
+            "--out" => options.out = PathBuf::from(&value),
+            _ => return Err(format!("unknown option {flag}; use --steps, --seed, --out")),
+        }
+    }
+    Ok(options)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -27,65 +71,77 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|_| "burn_senn=info".into()),
         )
         .init();
-    let mut args = std::env::args().skip(1);
-    let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(400);
-    let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(0);
-    let lr: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1.0);
-    let env = |k: &str, d: f64| std::env::var(k).map(|v| v.parse().unwrap()).unwrap_or(d);
-    let device = Device::default().autodiff();
+    let Options { steps, seed, out } = options()?;
+    let backend = backends::default_name();
+    let device = backends::device(backend)?.autodiff();
     device.seed(seed);
 
     let train = ClassificationSet::two_moons(200, 0.3, seed);
     let test = ClassificationSet::two_moons(500, 0.3, seed + 1000);
     let (x, y) = (train.inputs(&device), train.label_tensor(&device));
-    let (x_test, y_test) = (test.inputs(&device), test.label_tensor(&device));
+    let (x_test, y_test) = (
+        test.inputs(&device).inner(),
+        test.label_tensor(&device).inner(),
+    );
 
+    // No hidden layer at first; at most three of at most 16 neurons.
     let mut network = ExpandableMlpConfig::new(2, 2).init(&device);
-    let fisher = if std::env::var("SAMPLED").is_ok() {
-        FisherEstimate::Sampled {
-            distribution: burn_senn::OutputDistribution::Categorical,
-        }
-    } else {
-        FisherEstimate::GaussNewton
-    };
     let mut optimizer = NaturalGradientConfig::new()
-        .with_fisher(fisher)
-        .with_momentum(env("MOM", 0.9))
-        .with_kl_clip(Some(env("KL", 1e-2)))
+        .with_fisher(FisherEstimate::GaussNewton)
+        .with_momentum(0.0)
         .with_expansion(Some(
             ExpansionConfig::new()
                 .with_seed(seed)
-                .with_tau(env("TAU", 2.0))
-                .with_alpha(env("ALPHA", 2.5e-3))
-                .with_depth_cost(env("DCOST", 2.0))
-                .with_max_depth(Some(env("MAXD", 3.0) as usize))
+                .with_max_depth(Some(3))
                 .with_max_width(Some(16)),
         ))
         .init();
     let loss = CrossEntropyLossConfig::new().init(&device);
+    let mut report =
+        GrowthReport::new(Task::Classification, backend, &network).with_examples(200, 500);
+
     let start = Instant::now();
     for step in 0..steps {
         let labels = y.clone();
-        let (next, value) = optimizer.train_step(lr, network, x.clone(), |logits| {
+        let (next, value) = optimizer.train_step(0.1, network, x.clone(), |logits| {
             loss.forward(logits, labels)
         })?;
         network = next;
-        if step % 50 == 0 {
-            println!(
-                "step {step:>4}  loss {value:.4}  {}",
-                network.architecture()
-            );
+        if step % 5 == 0 || step + 1 == steps {
+            let test_logits = network.valid().forward(x_test.clone());
+            let test_loss = loss
+                .forward(test_logits, y_test.clone())
+                .into_scalar::<f64>();
+            report.record(step as u64 + 1, value, Some(test_loss), &network);
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = start.elapsed().as_secs_f64();
     let network = network.valid();
-    println!(
-        "final {}  train acc {:.3}  test acc {:.3}  events {}  {:.2} s",
-        network.architecture(),
+    report.epochs = steps;
+    report.finish(
+        &network,
         accuracy(network.forward(x.inner()), y.inner()),
-        accuracy(network.forward(x_test.inner()), y_test.inner()),
-        network.expansion_history().events.len(),
-        elapsed.as_secs_f64()
+        Some(accuracy(network.forward(x_test), y_test)),
+        elapsed,
+        optimizer.expansion_time().as_secs_f64(),
+    );
+    println!("{}", report.summary());
+
+    std::fs::create_dir_all(&out)?;
+    report.save_json(out.join("report.json"))?;
+    #[cfg(feature = "plot")]
+    {
+        report.plot(out.join("growth.svg"))?;
+        report.plot(out.join("growth.png"))?;
+        println!(
+            "wrote {0}/report.json, {0}/growth.svg and {0}/growth.png",
+            out.display()
+        );
+    }
+    #[cfg(not(feature = "plot"))]
+    println!(
+        "wrote {}/report.json (build with --features plot for the figures)",
+        out.display()
     );
     Ok(())
 }

@@ -24,6 +24,31 @@ pub struct RegressionSet {
     pub targets: Vec<Vec<f32>>,
 }
 
+/// A random permutation of `0..count` drawn from `seed` (Fisher–Yates with the crate's own
+/// generator), the same on every machine: for shuffling examples and holding some out.
+pub fn permutation(count: usize, seed: u64) -> Vec<usize> {
+    let mut rng = SplitMix::new(seed);
+    let mut order: Vec<usize> = (0..count).collect();
+    for i in (1..count).rev() {
+        let j = (rng.uniform() * (i + 1) as f64) as usize;
+        order.swap(i, j.min(i));
+    }
+    order
+}
+
+/// A seeded [`permutation`] of `0..count`, cut into `count - round(fraction · count)`
+/// training and `round(fraction · count)` held-out indices.
+pub(crate) fn split_indices(count: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    assert!(
+        (0.0..=1.0).contains(&fraction),
+        "the held-out fraction {fraction} is not within 0..=1"
+    );
+    let mut order = permutation(count, seed);
+    let held_out = (fraction * count as f64).round() as usize;
+    let test = order.split_off(count - held_out);
+    (order, test)
+}
+
 fn matrix(rows: &[Vec<f32>], device: &Device) -> Tensor<2> {
     let width = rows.first().map_or(0, Vec::len);
     Tensor::from_data(TensorData::new(rows.concat(), [rows.len(), width]), device)
@@ -69,6 +94,21 @@ impl ClassificationSet {
     /// The features as a `[count, d]` tensor.
     pub fn inputs(&self, device: &Device) -> Tensor<2> {
         matrix(&self.features, device)
+    }
+
+    /// Splits the examples at random (seeded) into a training set and a held-out set holding
+    /// `round(test_fraction · count)` examples.
+    ///
+    /// # Panics
+    ///
+    /// If `test_fraction` is not within `0..=1`.
+    pub fn split(&self, test_fraction: f64, seed: u64) -> (Self, Self) {
+        let (train, test) = split_indices(self.len(), test_fraction, seed);
+        let pick = |indices: &[usize]| Self {
+            features: indices.iter().map(|&i| self.features[i].clone()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+        };
+        (pick(&train), pick(&test))
     }
 
     /// The labels as a `[count]` integer tensor.

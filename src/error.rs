@@ -195,3 +195,40 @@ pub enum ExpansionError {
         what: &'static str,
     },
 }
+
+/// A [`GrowthReport`](crate::report::GrowthReport) or figure that cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The file could not be read or written.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is not a growth report.
+    #[error("{path} is not a growth report: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader found.
+        reason: String,
+    },
+    /// The figure's file name ends in neither `.svg` nor `.png`.
+    #[error("cannot draw {path}: the file name must end in .svg or .png")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The plotting library failed.
+    #[error("cannot draw {path}: {reason}")]
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}

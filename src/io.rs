@@ -83,7 +83,13 @@ impl ExpandableMlp {
             .auto_extension(false)
             .write_to_file(&files.weights)
             .map_err(|e| write_error(e.to_string()))?;
-        write_atomically(&files.architecture, architecture_json.as_bytes())?;
+        write_atomically(&files.architecture, architecture_json.as_bytes()).map_err(|source| {
+            PersistenceError::Io {
+                action: "write",
+                path: files.architecture.clone(),
+                source,
+            }
+        })?;
         Ok(files)
     }
 
@@ -263,19 +269,14 @@ fn check_architecture_file(
     Ok(())
 }
 
-/// Writes `contents` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), PersistenceError> {
-    let io_error = |source| PersistenceError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    };
+/// Writes `contents` to a temporary file beside `path`, then renames it over `path`, so a
+/// failed write leaves any previous file intact.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
-    fs::write(&temporary, contents).map_err(io_error)?;
-    fs::rename(&temporary, path).map_err(|source| {
+    fs::write(&temporary, contents)?;
+    fs::rename(&temporary, path).inspect_err(|_| {
         let _ = fs::remove_file(&temporary);
-        io_error(source)
     })
 }

@@ -22,6 +22,9 @@
 //! expansion score and its lower bound (see the [`expansion`] module), grows the network
 //! where they would, and records every growth in the network's [`ExpansionHistory`].
 //!
+//! Reports: [`report::GrowthReport`] records a run (losses, widths, expansions, metrics) and
+//! saves it as JSON; with the `plot` feature it also draws it (SVG or PNG).
+//!
 //! The code names no backend: it runs on whatever burn device it is given (Flex, NdArray,
 //! wgpu, CUDA), chosen by this crate's Cargo features.
 //!
@@ -49,6 +52,7 @@
 #![deny(missing_docs)]
 
 mod activation;
+pub mod backends;
 mod curvature;
 pub mod datasets;
 mod error;
@@ -60,7 +64,10 @@ mod linalg;
 mod mlp;
 mod optim;
 mod param;
+#[cfg(feature = "plot")]
+pub mod plot;
 mod random;
+pub mod report;
 #[cfg(feature = "train")]
 mod train;
 
@@ -69,7 +76,7 @@ pub use curvature::{
     CaptureError, CurvatureCapture, CurvatureStatistics, FisherEstimate, LayerCurvature,
     LayerStatistics, OutputDistribution,
 };
-pub use error::{ConfigError, ExpansionError, GrowthError, PersistenceError};
+pub use error::{ConfigError, ExpansionError, GrowthError, PersistenceError, ReportError};
 pub use expansion::{
     ExpansionConfig, ExpansionEvent, ExpansionHistory, ExpansionKind, NetworkScores, ScoringData,
 };

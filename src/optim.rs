@@ -1,6 +1,7 @@
 //! The natural-gradient optimiser: K-FAC updates whose curvature grows with the network.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use burn::config::Config;
 use burn::module::{Param, ParamId};
@@ -136,6 +137,7 @@ impl NaturalGradientConfig {
         Ok(NaturalGradient {
             config: self.clone(),
             inverses: HashMap::new(),
+            expansion_time: Duration::ZERO,
         })
     }
 
@@ -170,6 +172,8 @@ pub struct NaturalGradient {
     config: NaturalGradientConfig,
     /// Keyed by the id of each layer's activation covariance.
     inverses: HashMap<ParamId, LayerInverses>,
+    /// Wall time spent in expansion checks so far.
+    expansion_time: Duration,
 }
 
 /// The update direction of one layer, before the step size.
@@ -184,6 +188,12 @@ impl NaturalGradient {
     /// The configuration.
     pub fn config(&self) -> &NaturalGradientConfig {
         &self.config
+    }
+
+    /// The wall time this optimiser has spent in expansion checks (scoring, candidate search
+    /// and the decision; not the growth itself, which is cheap).
+    pub fn expansion_time(&self) -> Duration {
+        self.expansion_time
     }
 
     /// One optimisation step: updates the curvature from the statistics registered in
@@ -209,7 +219,10 @@ impl NaturalGradient {
         let scoring = statistics.as_mut().and_then(|s| s.scoring.take());
         let plan = match (&self.config.expansion, scoring) {
             (Some(expansion), Some(data)) if network.expansion_due() => {
-                Some(expansion::plan(&network, &data, expansion, steps))
+                let start = Instant::now();
+                let plan = expansion::plan(&network, &data, expansion, steps);
+                self.expansion_time += start.elapsed();
+                Some(plan)
             }
             _ => None,
         };
