@@ -50,10 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut last = f64::NAN;
     for _ in 0..steps {
         let labels = y.clone();
-        let (next, value) = optimizer.train_step(0.1, network, x.clone(), |logits| {
+        let value = optimizer.train_step(0.1, &mut network, x.clone(), |logits| {
             loss.forward(logits, labels)
         })?;
-        network = next;
         last = value;
     }
     let network = network.valid();

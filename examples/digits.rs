@@ -100,10 +100,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for step in 0..steps {
         let labels = y.clone();
-        let (next, value) = optimizer.train_step(0.1, network, x.clone(), |logits| {
+        let value = optimizer.train_step(0.1, &mut network, x.clone(), |logits| {
             loss.forward(logits, labels)
         })?;
-        network = next;
         report.record(step as u64 + 1, value, None, &network);
     }
     let grown = network.valid();

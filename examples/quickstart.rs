@@ -103,10 +103,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     for step in 0..steps {
         let labels = y.clone();
-        let (next, value) = optimizer.train_step(0.1, network, x.clone(), |logits| {
+        let value = optimizer.train_step(0.1, &mut network, x.clone(), |logits| {
             loss.forward(logits, labels)
         })?;
-        network = next;
         if step % 5 == 0 || step + 1 == steps {
             let test_logits = network.valid().forward(x_test.clone());
             let test_loss = loss

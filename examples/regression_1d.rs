@@ -81,9 +81,8 @@ fn train(
     let start = Instant::now();
     for step in 0..steps {
         let targets = y.clone();
-        let (next, half_mse) =
-            optimizer.train_step(1.0, network, x.clone(), |out| mse(out, targets) * 0.5)?;
-        network = next;
+        let half_mse =
+            optimizer.train_step(1.0, &mut network, x.clone(), |out| mse(out, targets) * 0.5)?;
         if step % 10 == 0 || step + 1 == steps {
             let test_mse = mse(network.forward(x_test.clone()), y_test.clone());
             let test_mse = test_mse.into_scalar::<f64>();

@@ -167,6 +167,40 @@ pub enum PersistenceError {
     },
 }
 
+/// A batch of inputs that a network cannot take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    /// The batch has no examples.
+    #[error("the batch is empty; it needs at least one example")]
+    Empty,
+    /// The examples have the wrong number of features.
+    #[error("the inputs have {actual} features per example; the network expects {expected}")]
+    FeatureCount {
+        /// The network's `d_input`.
+        expected: usize,
+        /// The inputs' second dimension.
+        actual: usize,
+    },
+    /// Some inputs are NaN or infinite.
+    #[error("the inputs hold {count} NaN or infinite values; every value must be finite")]
+    NonFinite {
+        /// How many values are not finite.
+        count: usize,
+    },
+}
+
+/// Why [`NaturalGradient::train_step`](crate::NaturalGradient::train_step) took no step; the
+/// network is left as it was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainStepError {
+    /// The inputs do not fit the network.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The forward pass could not be captured (not on an autodiff device).
+    #[error(transparent)]
+    Capture(#[from] crate::CaptureError),
+}
+
 /// Why a network could not be scored for expansion.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExpansionError {

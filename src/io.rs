@@ -78,18 +78,37 @@ impl ExpandableMlp {
         let tensors = Reader::from_bytes(bytes)
             .and_then(Reader::into_tensors)
             .map_err(|e| write_error(e.to_string()))?;
-        Writer::new(tensors)
+        let weights = Writer::new(tensors)
             .with_metadata(CONFIG_METADATA_KEY, &config_json)
-            .auto_extension(false)
-            .write_to_file(&files.weights)
+            .into_bytes()
             .map_err(|e| write_error(e.to_string()))?;
-        write_atomically(&files.architecture, architecture_json.as_bytes()).map_err(|source| {
-            PersistenceError::Io {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PersistenceError::Io {
                 action: "write",
-                path: files.architecture.clone(),
+                path,
                 source,
             }
-        })?;
+        };
+        // Both files are staged first, so a failure leaves the previous pair as it was.
+        let staged_weights = stage(&files.weights, &weights).map_err(io_error(&files.weights))?;
+        let staged_json = stage(&files.architecture, architecture_json.as_bytes())
+            .inspect_err(|_| discard(&staged_weights))
+            .map_err(io_error(&files.architecture))?;
+        fs::rename(&staged_weights, &files.weights)
+            .inspect_err(|_| {
+                discard(&staged_weights);
+                discard(&staged_json);
+            })
+            .map_err(io_error(&files.weights))?;
+        fs::rename(&staged_json, &files.architecture)
+            .inspect_err(|_| {
+                // The new weights are in place and load on their own; an old JSON beside
+                // them would contradict them.
+                discard(&staged_json);
+                discard(&files.architecture);
+            })
+            .map_err(io_error(&files.architecture))?;
         Ok(files)
     }
 
@@ -269,14 +288,32 @@ fn check_architecture_file(
     Ok(())
 }
 
+/// The temporary file beside `path` that a write goes to before it is renamed into place.
+fn staging_path(path: &Path) -> PathBuf {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    PathBuf::from(temporary)
+}
+
+/// Writes `contents` to the staging file of `path` and returns that file's path (nothing is
+/// left behind if the write fails).
+fn stage(path: &Path, contents: &[u8]) -> std::io::Result<PathBuf> {
+    let temporary = staging_path(path);
+    fs::write(&temporary, contents)
+        .inspect_err(|_| discard(&temporary))
+        .map(|()| temporary)
+}
+
+/// Removes a file if it is there (a clean-up whose failure changes nothing for the caller).
+fn discard(path: &Path) {
+    if path.is_file() {
+        let _ = fs::remove_file(path);
+    }
+}
+
 /// Writes `contents` to a temporary file beside `path`, then renames it over `path`, so a
 /// failed write leaves any previous file intact.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    fs::write(&temporary, contents)?;
-    fs::rename(&temporary, path).inspect_err(|_| {
-        let _ = fs::remove_file(&temporary);
-    })
+    let temporary = stage(path, contents)?;
+    fs::rename(&temporary, path).inspect_err(|_| discard(&temporary))
 }

@@ -76,7 +76,10 @@ pub use curvature::{
     CaptureError, CurvatureCapture, CurvatureStatistics, FisherEstimate, LayerCurvature,
     LayerStatistics, OutputDistribution,
 };
-pub use error::{ConfigError, ExpansionError, GrowthError, PersistenceError, ReportError};
+pub use error::{
+    ConfigError, ExpansionError, GrowthError, InputError, PersistenceError, ReportError,
+    TrainStepError,
+};
 pub use expansion::{
     ExpansionConfig, ExpansionEvent, ExpansionHistory, ExpansionKind, NetworkScores, ScoringData,
 };

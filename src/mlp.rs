@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::{RationalActivation, RationalInit};
 use crate::curvature::LayerCurvature;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, InputError};
 use crate::expansion::empty_history;
 use crate::layer::ExpandableLayer;
 
@@ -209,6 +209,37 @@ impl ExpandableMlp {
         self.layers
             .iter()
             .fold(input, |activations, layer| layer.forward(activations))
+    }
+
+    /// Checks that `input` is a batch this network can take: at least one example,
+    /// `d_input` features each, every value finite. (This reads the batch back from the
+    /// device once.)
+    pub fn check_inputs(&self, input: &Tensor<2>) -> Result<(), InputError> {
+        let [batch, features] = input.dims();
+        let expected = self.layers[0].d_input();
+        if features != expected {
+            return Err(InputError::FeatureCount {
+                expected,
+                actual: features,
+            });
+        }
+        if batch == 0 {
+            return Err(InputError::Empty);
+        }
+        let bad = input.clone().is_finite().bool_not().int().sum();
+        match bad.into_scalar::<i64>() {
+            0 => Ok(()),
+            count => Err(InputError::NonFinite {
+                count: count as usize,
+            }),
+        }
+    }
+
+    /// [`forward`](Self::forward) after [`check_inputs`](Self::check_inputs): an error instead
+    /// of a panic (or NaN outputs) for a batch the network cannot take.
+    pub fn try_forward(&self, input: Tensor<2>) -> Result<Tensor<2>, InputError> {
+        self.check_inputs(&input)?;
+        Ok(self.forward(input))
     }
 
     /// The layers, hidden layers first and the output layer last.

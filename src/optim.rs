@@ -12,6 +12,7 @@ use crate::curvature::inverse::{damped_inverse, host_matrix, mean_eigenvalue, sp
 use crate::curvature::{
     CaptureError, CurvatureStatistics, FisherEstimate, LayerCurvature, LayerStatistics,
 };
+use crate::error::TrainStepError;
 use crate::expansion::{self, ExpansionConfig};
 use crate::layer::ExpandableLayer;
 use crate::mlp::ExpandableMlp;
@@ -260,24 +261,32 @@ impl NaturalGradient {
 
     /// One step of a custom training loop: [`forward_capture`](ExpandableMlp::forward_capture)
     /// of `inputs`, `loss` of the outputs (a mean over the batch of per-example losses),
-    /// backward, statistics, and [`step`](Self::step) (which may grow the network).
+    /// backward, statistics, and [`step`](Self::step), which updates `network` in place and
+    /// may grow it.
     ///
     /// # Returns
     ///
-    /// The updated network and the batch's loss before the update, or an error if `inputs`
-    /// are not on an autodiff device.
+    /// The batch's loss before the update, or an error, with `network` untouched, if the
+    /// inputs are not a batch the network can take ([`ExpandableMlp::check_inputs`]) or not on
+    /// an autodiff device. A loss that is NaN or infinite (from bad targets, say) is returned
+    /// as it is, and the step skips the update with a warning.
     pub fn train_step(
         &mut self,
         lr: LearningRate,
-        network: ExpandableMlp,
+        network: &mut ExpandableMlp,
         inputs: Tensor<2>,
         loss: impl FnOnce(Tensor<2>) -> Tensor<1>,
-    ) -> Result<(ExpandableMlp, f64), CaptureError> {
+    ) -> Result<f64, TrainStepError> {
+        network.check_inputs(&inputs)?;
+        if !inputs.device().is_autodiff() {
+            return Err(CaptureError::NotAutodiff.into());
+        }
         let (outputs, capture) = network.forward_capture(inputs);
         let loss = loss(outputs);
         let value = loss.clone().into_scalar::<f64>();
-        let mut grads = capture.into_gradients(&network, loss.backward(), &self.config.fisher)?;
-        Ok((self.step(lr, network, &mut grads), value))
+        let mut grads = capture.into_gradients(network, loss.backward(), &self.config.fisher)?;
+        *network = self.step(lr, network.clone(), &mut grads);
+        Ok(value)
     }
 
     /// Folds the batch statistics into the factors on factor-update steps; returns the

@@ -657,22 +657,21 @@ fn train(args: TrainArgs) -> Result<(), Failure> {
         for batch in order.chunks(args.batch_size) {
             let batch = train_set.subset(batch);
             let inputs = batch.input_tensor(&device);
-            let (next, loss) = match task {
+            let loss = match task {
                 Task::Classification => {
                     let labels = batch.label_tensor(&device);
-                    optimizer.train_step(lr, network, inputs, |logits| {
+                    optimizer.train_step(lr, &mut network, inputs, |logits| {
                         cross_entropy.forward(logits, labels)
                     })
                 }
                 Task::Regression => {
                     let targets = batch.target_tensor(&device);
-                    optimizer.train_step(lr, network, inputs, |outputs| {
+                    optimizer.train_step(lr, &mut network, inputs, |outputs| {
                         (outputs - targets).square().mean() * 0.5
                     })
                 }
             }
             .map_err(|e| format!("training failed: {e}"))?;
-            network = next;
             steps += 1;
             total += loss * batch.len() as f64;
         }

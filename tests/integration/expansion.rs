@@ -392,10 +392,9 @@ fn fit_regression(
     let mut network = network.fork(&device).train();
     for _ in 0..steps {
         let targets = y.clone();
-        network = optimizer
-            .train_step(lr, network, x.clone(), |out| mse(out, targets) * 0.5)
-            .unwrap()
-            .0;
+        optimizer
+            .train_step(lr, &mut network, x.clone(), |out| mse(out, targets) * 0.5)
+            .unwrap();
     }
     network.valid()
 }
@@ -549,7 +548,8 @@ fn half_moons(seed: u64, steps: usize) -> ExpandableMlp {
     let device = cpu_device().autodiff();
     let train = ClassificationSet::two_moons(200, 0.3, seed);
     let (x, y) = (train.inputs(&device), train.label_tensor(&device));
-    let mut network = ExpandableMlpConfig::new(2, 2).init(&device);
+    let network = ExpandableMlpConfig::new(2, 2).init(&device);
+    let mut network = reseeded(network, &mut rng(seed));
     let expansion = ExpansionConfig::new()
         .with_seed(seed)
         .with_max_depth(Some(3))
@@ -562,12 +562,11 @@ fn half_moons(seed: u64, steps: usize) -> ExpandableMlp {
     let loss = CrossEntropyLossConfig::new().init(&device);
     for _ in 0..steps {
         let labels = y.clone();
-        network = optimizer
-            .train_step(0.1, network, x.clone(), |logits| {
+        optimizer
+            .train_step(0.1, &mut network, x.clone(), |logits| {
                 loss.forward(logits, labels)
             })
-            .unwrap()
-            .0;
+            .unwrap();
     }
     network.valid()
 }
@@ -611,23 +610,24 @@ fn expansion_never_changes_the_outputs() {
         .clone()
         .with_expansion(Some(ExpansionConfig::new().with_interval(10).with_seed(4)))
         .init();
-    let mut network = ExpandableMlpConfig::new(2, 2).init(&device);
+    let network = ExpandableMlpConfig::new(2, 2).init(&device);
+    let mut network = reseeded(network, &mut rng(4));
     let mut events = 0;
     for _ in 0..200 {
         let before = network.clone();
-        let step = |optimizer: &mut NaturalGradient, network: ExpandableMlp| {
+        let step = |optimizer: &mut NaturalGradient, network: &mut ExpandableMlp| {
             let labels = y.clone();
             optimizer
                 .train_step(0.1, network, x.clone(), |logits| {
                     loss.forward(logits, labels)
                 })
-                .unwrap()
-                .0
+                .unwrap();
         };
-        network = step(&mut optimizer, network);
+        step(&mut optimizer, &mut network);
         if network.architecture() != before.architecture() {
             events += 1;
-            let ungrown = step(&mut config.init(), before);
+            let mut ungrown = before;
+            step(&mut config.init(), &mut ungrown);
             let expected = ungrown.valid().forward(x.clone().inner());
             let actual = network.clone().valid().forward(x.clone().inner());
             let change = relative_change(&expected, &actual);
