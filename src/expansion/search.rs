@@ -68,66 +68,51 @@ impl CandidateUnits {
     }
 }
 
-/// The best candidate found: its Δη′ as the search measured it (in `f32` on the device) and
-/// its parameters.
-#[derive(Debug, Clone)]
-pub(crate) struct Found {
-    pub gain: f64,
-    pub units: CandidateUnits,
-}
-
-/// The candidate parameters of all P candidates side by side, on the inner device.
+/// The parameters of all P candidates side by side in one `[d + 4, P·k]` tensor on the inner
+/// device: the fan-in weights in the first d rows, then one row each for the bias and the
+/// activation's odd, even and linear coefficients. One tensor keeps each ascent step's update
+/// to a handful of tensor operations.
 #[derive(Clone)]
-struct Parameters {
-    weight: Tensor<2>,
-    tensors: [Tensor<1>; 4],
-}
+struct Parameters(Tensor<2>);
 
 impl Parameters {
     fn draw(d: usize, width: usize, rng: &mut SplitMix, device: &Device) -> Self {
-        let weight = rng.normals(d * width, 1.0 / (d as f64).sqrt());
-        let vector = |values: Vec<f32>| Tensor::from_data(TensorData::new(values, [width]), device);
-        Self {
-            weight: Tensor::from_data(TensorData::new(weight, [d, width]), device),
-            tensors: [(); 4].map(|_| vector(rng.normals(width, 1.0))),
+        let mut values = rng.normals(d * width, 1.0 / (d as f64).sqrt());
+        for _ in 0..4 {
+            values.extend(rng.normals(width, 1.0));
         }
+        Self(Tensor::from_data(
+            TensorData::new(values, [d + 4, width]),
+            device,
+        ))
     }
 
-    fn map(self, mut f: impl FnMut(Tensor<2>) -> Tensor<2>) -> Self {
-        let row = |t: Tensor<1>| t.unsqueeze_dim::<2>(0);
-        Self {
-            weight: f(self.weight),
-            tensors: self.tensors.map(|t| f(row(t)).squeeze_dim::<1>(0)),
-        }
-    }
-
-    fn zip(self, other: Self, mut f: impl FnMut(Tensor<2>, Tensor<2>) -> Tensor<2>) -> Self {
-        let row = |t: Tensor<1>| t.unsqueeze_dim::<2>(0);
-        let [a0, a1, a2, a3] = self.tensors;
-        let [b0, b1, b2, b3] = other.tensors;
-        Self {
-            weight: f(self.weight, other.weight),
-            tensors: [(a0, b0), (a1, b1), (a2, b2), (a3, b3)]
-                .map(|(a, b)| f(row(a), row(b)).squeeze_dim::<1>(0)),
-        }
+    /// The weights `[d, width]` and the bias, odd, even and linear rows `[width]`.
+    fn split(&self) -> (Tensor<2>, [Tensor<1>; 4]) {
+        let [rows, _] = self.0.dims();
+        let d = rows - 4;
+        let row = |i: usize| self.0.clone().narrow(0, d + i, 1).squeeze_dim::<1>(0);
+        (
+            self.0.clone().narrow(0, 0, d),
+            [row(0), row(1), row(2), row(3)],
+        )
     }
 
     /// The units of candidate `index` (`k` columns) on the host.
     fn candidate(&self, index: usize, k: usize) -> CandidateUnits {
-        let columns = |t: &Tensor<1>| {
-            host_values(&t.clone().narrow(0, index * k, k))
-                .into_iter()
-                .map(|x| x as f32)
-                .collect()
-        };
-        let weight = self.weight.clone().narrow(1, index * k, k);
-        let [bias, odd, even, linear] = self.tensors.each_ref().map(columns);
+        let [rows, _] = self.0.dims();
+        let d = rows - 4;
+        let values: Vec<f32> = host_values(&self.0.clone().narrow(1, index * k, k))
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        let row = |i: usize| values[(d + i) * k..(d + i + 1) * k].to_vec();
         CandidateUnits {
-            weight: host_values(&weight).into_iter().map(|x| x as f32).collect(),
-            bias,
-            odd,
-            even,
-            linear,
+            weight: values[..d * k].to_vec(),
+            bias: row(0),
+            odd: row(1),
+            even: row(2),
+            linear: row(3),
         }
     }
 }
@@ -138,59 +123,56 @@ pub(crate) fn search(
     problem: &SearchProblem,
     effort: SearchEffort,
     rng: &mut SplitMix,
-) -> Option<Found> {
+) -> Option<CandidateUnits> {
     let device = problem.input.device();
     let [_, d] = problem.input.dims();
     let k = problem.units;
     let p = effort.candidates;
     let mut params = Parameters::draw(d, p * k, rng, &device);
-    let zeros = params.clone().map(|t| t.zeros_like());
-    let (mut first, mut second) = (zeros.clone(), zeros);
+    let (mut first, mut second) = (params.0.zeros_like(), params.0.zeros_like());
     let (beta1, beta2, epsilon) = (0.9_f64, 0.999_f64, 1e-8);
-    let mut best: Option<Found> = None;
+    // The best gain seen, the parameters it was seen with and the candidate's index; its units
+    // are read back to the host once, at the end.
+    let mut best: Option<(f64, Parameters, usize)> = None;
 
     for step in 0..=effort.steps {
-        let leaves = params.clone().map(|t| t.autodiff().require_grad());
+        let leaves = Parameters(params.0.clone().autodiff().require_grad());
         let (gains, objective) = objective(problem, &leaves, p);
-        let measured: Vec<f64> = gains;
-        if let Some((index, &gain)) = measured
+        if let Some((index, &gain)) = gains
             .iter()
             .enumerate()
             .filter(|(_, g)| g.is_finite())
             .max_by(|a, b| a.1.total_cmp(b.1))
         {
-            if best.as_ref().is_none_or(|b| gain > b.gain) {
-                best = Some(Found {
-                    gain,
-                    units: params.candidate(index, k),
-                });
+            if best
+                .as_ref()
+                .is_none_or(|(best_gain, ..)| gain > *best_gain)
+            {
+                best = Some((gain, params.clone(), index));
             }
         }
         if step == effort.steps {
             break;
         }
         let grads = objective.backward();
-        let gradient = leaves.map(|leaf| {
-            leaf.grad(&grads)
-                .unwrap_or_else(|| leaf.clone().inner().zeros_like())
-        });
+        let gradient = leaves
+            .0
+            .grad(&grads)
+            .unwrap_or_else(|| params.0.zeros_like());
         // Non-finite gradients (a degenerate candidate) become zero: that candidate stays.
-        let gradient = gradient.map(|g| {
-            let bad = g.clone().is_nan().bool_or(g.clone().is_inf());
-            g.mask_fill(bad, 0.0)
-        });
-        first = first.zip(gradient.clone(), |m, g| m * beta1 + g * (1.0 - beta1));
-        second = second.zip(gradient, |v, g| v * beta2 + g.square() * (1.0 - beta2));
+        let gradient = gradient
+            .clone()
+            .mask_fill(gradient.is_finite().bool_not(), 0.0);
+        first = first * beta1 + gradient.clone() * (1.0 - beta1);
+        second = second * beta2 + gradient.square() * (1.0 - beta2);
         let t = (step + 1) as i32;
         let correction1 = 1.0 - beta1.powi(t);
         let correction2 = 1.0 - beta2.powi(t);
         let step_size = effort.rate / correction1;
-        let direction = first.clone().zip(second.clone(), |m, v| {
-            m / ((v / correction2).sqrt() + epsilon)
-        });
-        params = params.zip(direction, |theta, u| theta + u * step_size);
+        let direction = first.clone() / ((second.clone() / correction2).sqrt() + epsilon);
+        params = Parameters(params.0 + direction * step_size);
     }
-    best
+    best.map(|(_, params, index)| params.candidate(index, k))
 }
 
 /// Each candidate's Δη′ (on the host) and a scalar whose gradient is the gradient of their
@@ -198,9 +180,9 @@ pub(crate) fn search(
 fn objective(problem: &SearchProblem, leaves: &Parameters, p: usize) -> (Vec<f64>, Tensor<1>) {
     let k = problem.units;
     let input = problem.input.clone().autodiff();
-    let [bias, odd, even, linear] = leaves.tensors.clone();
+    let (weight, [bias, odd, even, linear]) = leaves.split();
     let activation = RationalParams { odd, even, linear };
-    let outputs = activation.apply(input.matmul(leaves.weight.clone()) + bias.unsqueeze_dim(0));
+    let outputs = activation.apply(input.matmul(weight) + bias.unsqueeze_dim(0));
     let [n, _] = outputs.dims();
     let scale = 1.0 / n as f64;
     let residual = problem.residual.clone().autodiff();
