@@ -161,3 +161,20 @@ pub fn reseeded(network: ExpandableMlp, rng: &mut StdRng) -> ExpandableMlp {
         .collect();
     network.map(&mut Redraw { rng, trainable })
 }
+
+/// Multiplies one parameter, found by id, by a factor.
+pub struct Scale {
+    pub id: ParamId,
+    pub factor: f32,
+}
+
+impl ModuleMapper for Scale {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if param.id == self.id {
+            let factor = self.factor;
+            param.map(|t| t * factor)
+        } else {
+            param
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::process::Command;
 use burn_senn::report::GrowthReport;
 
 /// The built example `name`, next to the directory of this test binary.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().and_then(Path::parent).unwrap();
     let path = profile.join("examples").join(name);
@@ -21,7 +21,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// Runs example `name` with `args`; its standard output, after checking that it succeeded.
-fn run(name: &str, args: &[&str]) -> String {
+pub(crate) fn run(name: &str, args: &[&str]) -> String {
     let output = Command::new(example(name))
         .args(args)
         .env("RUST_LOG", "warn")

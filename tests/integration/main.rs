@@ -12,3 +12,4 @@ mod learner;
 mod natural_gradient;
 mod persistence;
 mod preservation;
+mod reliability;

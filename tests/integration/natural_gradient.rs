@@ -1,7 +1,7 @@
 //! The natural-gradient optimiser: exact preconditioning, curvature that grows with the
 //! network, faster convergence than SGD, and no NaN from bad curvature.
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
@@ -10,7 +10,7 @@ use burn_senn::{
     NewLayer, OutputDistribution,
 };
 
-use crate::common::{cpu_device, normal, random_layer, reseeded, rng};
+use crate::common::{cpu_device, normal, random_layer, reseeded, rng, Scale};
 
 fn host(tensor: Tensor<2>) -> (Vec<f64>, [usize; 2]) {
     let dims = tensor.dims();
@@ -400,23 +400,6 @@ fn natural_gradient_beats_tuned_sgd_on_classification() {
         distribution: OutputDistribution::Categorical,
     };
     task.assert_natural_gradient_is_faster(0.3, fisher);
-}
-
-/// Multiplies one parameter, found by id, by a factor.
-struct Scale {
-    id: ParamId,
-    factor: f32,
-}
-
-impl ModuleMapper for Scale {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if param.id == self.id {
-            let factor = self.factor;
-            param.map(|t| t * factor)
-        } else {
-            param
-        }
-    }
 }
 
 #[test]
