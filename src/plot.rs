@@ -171,7 +171,8 @@ fn draw_growth<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("optimiser step")
         .y_desc("loss (log scale)")
-        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| loss_label(*v))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .draw()
@@ -260,6 +261,8 @@ fn draw_growth<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("optimiser step")
         .y_desc("neurons per layer / layers")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .draw()
@@ -448,4 +451,30 @@ fn draw_fit<DB: DrawingBackend>(
         .draw()
         .map_err(fail)?;
     root.present().map_err(fail)
+}
+
+/// A loss tick: plain decimals where they read well, scientific notation for tiny or huge
+/// values.
+fn loss_label(value: f64) -> String {
+    if (0.01..1000.0).contains(&value) {
+        let text = format!("{value:.2}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{value:.0e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loss_label;
+
+    #[test]
+    fn loss_ticks_are_short() {
+        assert_eq!(loss_label(2.0), "2");
+        assert_eq!(loss_label(0.5), "0.5");
+        assert_eq!(loss_label(0.25), "0.25");
+        assert_eq!(loss_label(10.0), "10");
+        assert_eq!(loss_label(1e-3), "1e-3");
+        assert_eq!(loss_label(5e4), "5e4");
+    }
 }

@@ -254,15 +254,20 @@ impl GrowthReport {
             );
         }
         let _ = writeln!(text, "final  {}", self.final_architecture);
+        // Accuracies read best as fractions, errors (which may be tiny) in scientific notation.
+        let value = |m: f64| match self.task {
+            Task::Classification => format!("{m:.4}"),
+            Task::Regression => format!("{m:.3e}"),
+        };
         let test = self
             .test_metric
-            .map(|m| format!("  test {} {m:.4}", self.metric))
+            .map(|m| format!("  test {} {}", self.metric, value(m)))
             .unwrap_or_default();
         let _ = write!(
             text,
-            "train {} {:.4}{test}  ({} expansions, {} steps, {:.2} s, of which {:.2} s in expansion checks)",
+            "train {} {}{test}  ({} expansions, {} steps, {:.2} s, of which {:.2} s in expansion checks)",
             self.metric,
-            self.train_metric,
+            value(self.train_metric),
             self.history.events.len(),
             self.steps,
             self.wall_seconds,
