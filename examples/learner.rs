@@ -129,16 +129,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_max_width(Some(16)),
         ))
         .init();
+    // The Learner cannot return an error for a bad example, so check them before it starts.
+    let (train, valid) = (items(1000, 0), items(500, 1));
+    network.check_classification_items(&train)?;
+    network.check_classification_items(&valid)?;
     let model = ExpandableClassifier::new(network, optimizer);
 
-    let mut training = SupervisedTraining::new(
-        &out,
-        loader(items(1000, 0), 100),
-        loader(items(500, 1), 500),
-    )
-    .metrics((AccuracyMetric::new(), LossMetric::new()))
-    .with_default_checkpointers()
-    .num_epochs(epochs);
+    let mut training = SupervisedTraining::new(&out, loader(train, 100), loader(valid, 500))
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .with_default_checkpointers()
+        .num_epochs(epochs);
     if let Some(epoch) = checkpoint {
         training = training.checkpoint(epoch);
     }

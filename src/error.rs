@@ -187,6 +187,36 @@ pub enum InputError {
         /// How many values are not finite.
         count: usize,
     },
+    /// A training example has the wrong number of features or targets.
+    #[error("example {index} has {actual} {what}; the network expects {expected}")]
+    ExampleSize {
+        /// The example's position.
+        index: usize,
+        /// `features` or `targets`.
+        what: &'static str,
+        /// The network's `d_input` or `d_output`.
+        expected: usize,
+        /// The example's count.
+        actual: usize,
+    },
+    /// A training example holds a NaN or infinite value.
+    #[error("example {index} has a NaN or infinite value in its {what}")]
+    ExampleNonFinite {
+        /// The example's position.
+        index: usize,
+        /// `features` or `targets`.
+        what: &'static str,
+    },
+    /// A classification example's label is not one of the network's classes.
+    #[error("example {index} has label {label}; the network has {classes} classes, 0 to {}", classes - 1)]
+    LabelOutOfRange {
+        /// The example's position.
+        index: usize,
+        /// The label.
+        label: usize,
+        /// The network's `d_output`.
+        classes: usize,
+    },
 }
 
 /// Why [`NaturalGradient::train_step`](crate::NaturalGradient::train_step) took no step; the

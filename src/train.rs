@@ -54,6 +54,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::curvature::CurvatureCapture;
+use crate::error::InputError;
 use crate::mlp::ExpandableMlp;
 use crate::optim::NaturalGradient;
 
@@ -93,7 +94,78 @@ pub struct RegressionBatch {
     pub targets: Tensor<2>,
 }
 
-/// Turns items into batches on the Learner's device.
+/// Checks one example's values against the expected count.
+fn check_values(
+    index: usize,
+    what: &'static str,
+    values: &[f32],
+    expected: usize,
+) -> Result<(), InputError> {
+    if values.len() != expected {
+        return Err(InputError::ExampleSize {
+            index,
+            what,
+            expected,
+            actual: values.len(),
+        });
+    }
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(InputError::ExampleNonFinite { index, what })
+    }
+}
+
+impl ExpandableMlp {
+    /// Checks classification examples before they go to a Learner, whose `TrainStep` cannot
+    /// return an error: at least one example, `d_input` finite features each, labels below
+    /// `d_output`. The first bad example is named in the error.
+    pub fn check_classification_items(
+        &self,
+        items: &[ClassificationItem],
+    ) -> Result<(), InputError> {
+        let [d_input, classes] = self.io_sizes();
+        if items.is_empty() {
+            return Err(InputError::Empty);
+        }
+        for (index, item) in items.iter().enumerate() {
+            check_values(index, "features", &item.features, d_input)?;
+            if item.label >= classes {
+                return Err(InputError::LabelOutOfRange {
+                    index,
+                    label: item.label,
+                    classes,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks regression examples before they go to a Learner: at least one example,
+    /// `d_input` finite features and `d_output` finite targets each. The first bad example is
+    /// named in the error.
+    pub fn check_regression_items(&self, items: &[RegressionItem]) -> Result<(), InputError> {
+        let [d_input, d_output] = self.io_sizes();
+        if items.is_empty() {
+            return Err(InputError::Empty);
+        }
+        for (index, item) in items.iter().enumerate() {
+            check_values(index, "features", &item.features, d_input)?;
+            check_values(index, "targets", &item.targets, d_output)?;
+        }
+        Ok(())
+    }
+
+    fn io_sizes(&self) -> [usize; 2] {
+        let layers = self.layers();
+        [layers[0].d_input(), layers[layers.len() - 1].d_output()]
+    }
+}
+
+/// Turns items into batches on the Learner's device. Items must have equal lengths (check
+/// them first with [`ExpandableMlp::check_classification_items`] or
+/// [`ExpandableMlp::check_regression_items`]: a batcher cannot return an error, so it panics
+/// on items of different lengths).
 #[derive(Debug, Clone, Default)]
 pub struct ExpandableBatcher;
 

@@ -272,6 +272,81 @@ fn a_training_step_off_the_autodiff_device_is_an_error() {
     assert_eq!(fingerprint(&trained), fingerprint(&network));
 }
 
+#[cfg(feature = "train")]
+#[test]
+fn examples_for_the_learner_are_checked_before_it_starts() {
+    use burn_senn::{ClassificationItem, RegressionItem};
+
+    let network = ExpandableMlpConfig::new(2, 3).init(&cpu_device());
+    let item = |features: Vec<f32>, label| ClassificationItem { features, label };
+    let good = || vec![item(vec![0.0, 1.0], 0), item(vec![2.0, -1.0], 2)];
+    assert_eq!(network.check_classification_items(&good()), Ok(()));
+    let with = |index: usize, bad: ClassificationItem| {
+        let mut items = good();
+        items.insert(index, bad);
+        network.check_classification_items(&items).unwrap_err()
+    };
+    assert_eq!(
+        network.check_classification_items(&[]),
+        Err(InputError::Empty)
+    );
+    assert_eq!(
+        with(1, item(vec![1.0], 0)),
+        InputError::ExampleSize {
+            index: 1,
+            what: "features",
+            expected: 2,
+            actual: 1
+        }
+    );
+    assert_eq!(
+        with(2, item(vec![f32::NAN, 0.0], 0)),
+        InputError::ExampleNonFinite {
+            index: 2,
+            what: "features"
+        }
+    );
+    let error = with(0, item(vec![0.0, 0.0], 3));
+    assert_eq!(
+        error,
+        InputError::LabelOutOfRange {
+            index: 0,
+            label: 3,
+            classes: 3
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "example 0 has label 3; the network has 3 classes, 0 to 2"
+    );
+
+    let network = ExpandableMlpConfig::new(1, 2).init(&cpu_device());
+    let item = |features: Vec<f32>, targets: Vec<f32>| RegressionItem { features, targets };
+    assert_eq!(
+        network.check_regression_items(&[item(vec![1.0], vec![0.0, 1.0])]),
+        Ok(())
+    );
+    assert_eq!(
+        network.check_regression_items(&[item(vec![1.0], vec![0.0])]),
+        Err(InputError::ExampleSize {
+            index: 0,
+            what: "targets",
+            expected: 2,
+            actual: 1
+        })
+    );
+    assert_eq!(
+        network.check_regression_items(&[
+            item(vec![1.0], vec![0.0, 1.0]),
+            item(vec![1.0], vec![f32::INFINITY, 1.0]),
+        ]),
+        Err(InputError::ExampleNonFinite {
+            index: 1,
+            what: "targets"
+        })
+    );
+}
+
 // ----- numerical faults ---------------------------------------------------------------------
 
 fn growing_regression_optimizer(seed: u64) -> NaturalGradient {
