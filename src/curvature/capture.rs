@@ -24,7 +24,7 @@ pub enum FisherEstimate {
         distribution: OutputDistribution,
     },
     /// G as the exact expectation of the Gauss–Newton matrix with a Euclidean output metric,
-    /// E[J_sᵀJ_s] with J_s = ∂y/∂s: one backward sweep (by hand) of each unit output vector,
+    /// E\[J_sᵀJ_s\] with J_s = ∂y/∂s: one backward sweep (by hand) of each unit output vector,
     /// so m sweeps for m outputs. For a squared-error loss it is the true Fisher without
     /// sampling noise; for any loss it is the metric of the method's expansion score. Unlike
     /// the empirical Fisher, it does not vanish as the loss goes to zero, which keeps
@@ -87,9 +87,9 @@ pub struct CurvatureCapture {
 /// One layer's statistics of one batch.
 #[derive(Debug, Clone)]
 pub struct LayerStatistics {
-    /// E[āᵀā] over the batch, ā = [1, a]: `[d_input + 1, d_input + 1]`.
+    /// E\[āᵀā\] over the batch, ā = \[1, a\]: `[d_input + 1, d_input + 1]`.
     pub activation_covariance: Tensor<2>,
-    /// E[gᵀg] over the batch, g = ∂ℓ/∂s per example: `[d_output, d_output]`.
+    /// E\[gᵀg\] over the batch, g = ∂ℓ/∂s per example: `[d_output, d_output]`.
     pub gradient_covariance: Tensor<2>,
     /// E[(∂ℓ/∂θ)²] over the batch for θ = v, c, l (rows): `[3, d_output]`; hidden layers only.
     pub activation_fisher: Option<Tensor<2>>,

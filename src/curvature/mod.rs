@@ -25,9 +25,9 @@ use crate::param::{state, value};
 /// every record and grown together with the layer.
 #[derive(Module, Debug)]
 pub struct LayerCurvature {
-    /// A = E[āᵀā] with ā = [1, a] (the homogeneous coordinate first): `[d_input + 1, d_input + 1]`.
+    /// A = E\[āᵀā\] with ā = \[1, a\] (the homogeneous coordinate first): `[d_input + 1, d_input + 1]`.
     pub activation_covariance: Param<Tensor<2>>,
-    /// G = E[gᵀg] with g = ∂ℓ/∂s per example: `[d_output, d_output]`.
+    /// G = E\[gᵀg\] with g = ∂ℓ/∂s per example: `[d_output, d_output]`.
     pub gradient_covariance: Param<Tensor<2>>,
     /// The diagonal Fisher of the activation coefficients, rows v, c, l: `[3, d_output]`;
     /// `None` for the output layer.
