@@ -215,8 +215,21 @@ impl ExpandableMlp {
     /// `d_input` features each, every value finite. (This reads the batch back from the
     /// device once.)
     pub fn check_inputs(&self, input: &Tensor<2>) -> Result<(), InputError> {
+        self.check_input_shape(input)?;
+        let bad = input.clone().is_finite().bool_not().int().sum();
+        match bad.into_scalar::<i64>() {
+            0 => Ok(()),
+            count => Err(InputError::NonFinite {
+                count: count as usize,
+            }),
+        }
+    }
+
+    /// The part of [`check_inputs`](Self::check_inputs) that needs no values: the feature
+    /// count and at least one example.
+    pub(crate) fn check_input_shape(&self, input: &Tensor<2>) -> Result<(), InputError> {
         let [batch, features] = input.dims();
-        let expected = self.layers[0].d_input();
+        let expected = self.d_input();
         if features != expected {
             return Err(InputError::FeatureCount {
                 expected,
@@ -226,13 +239,7 @@ impl ExpandableMlp {
         if batch == 0 {
             return Err(InputError::Empty);
         }
-        let bad = input.clone().is_finite().bool_not().int().sum();
-        match bad.into_scalar::<i64>() {
-            0 => Ok(()),
-            count => Err(InputError::NonFinite {
-                count: count as usize,
-            }),
-        }
+        Ok(())
     }
 
     /// [`forward`](Self::forward) after [`check_inputs`](Self::check_inputs): an error instead

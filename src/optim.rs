@@ -268,8 +268,10 @@ impl NaturalGradient {
     ///
     /// The batch's loss before the update, or an error, with `network` untouched, if the
     /// inputs are not a batch the network can take ([`ExpandableMlp::check_inputs`]) or not on
-    /// an autodiff device. A loss that is NaN or infinite (from bad targets, say) is returned
-    /// as it is, and the step skips the update with a warning.
+    /// an autodiff device. The inputs' values are searched for NaN and infinities only when
+    /// the loss is not finite, so a healthy step reads nothing more back from the device than
+    /// the loss. A loss that is NaN or infinite with finite inputs (from bad targets, say) is
+    /// returned as it is, and the step skips the update with a warning.
     pub fn train_step(
         &mut self,
         lr: LearningRate,
@@ -277,13 +279,16 @@ impl NaturalGradient {
         inputs: Tensor<2>,
         loss: impl FnOnce(Tensor<2>) -> Tensor<1>,
     ) -> Result<f64, TrainStepError> {
-        network.check_inputs(&inputs)?;
+        network.check_input_shape(&inputs)?;
         if !inputs.device().is_autodiff() {
             return Err(CaptureError::NotAutodiff.into());
         }
-        let (outputs, capture) = network.forward_capture(inputs);
+        let (outputs, capture) = network.forward_capture(inputs.clone());
         let loss = loss(outputs);
         let value = loss.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            network.check_inputs(&inputs)?;
+        }
         let mut grads = capture.into_gradients(network, loss.backward(), &self.config.fisher)?;
         *network = self.step(lr, network.clone(), &mut grads);
         Ok(value)
