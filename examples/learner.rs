@@ -29,12 +29,7 @@ use burn_senn::{
 };
 
 fn items(count: usize, seed: u64) -> Vec<ClassificationItem> {
-    let set = ClassificationSet::two_moons(count, 0.25, seed);
-    set.features
-        .into_iter()
-        .zip(set.labels)
-        .map(|(features, label)| ClassificationItem { features, label })
-        .collect()
+    ClassificationSet::two_moons(count, 0.25, seed).items()
 }
 
 fn loader(

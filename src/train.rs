@@ -54,6 +54,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 
 use crate::curvature::CurvatureCapture;
+use crate::datasets::{ClassificationSet, RegressionSet};
 use crate::error::InputError;
 use crate::mlp::ExpandableMlp;
 use crate::optim::NaturalGradient;
@@ -94,6 +95,28 @@ pub struct RegressionBatch {
     pub targets: Tensor<2>,
 }
 
+impl ClassificationSet {
+    /// The examples as items for [`ExpandableBatcher`] and burn's datasets.
+    pub fn items(self) -> Vec<ClassificationItem> {
+        self.features
+            .into_iter()
+            .zip(self.labels)
+            .map(|(features, label)| ClassificationItem { features, label })
+            .collect()
+    }
+}
+
+impl RegressionSet {
+    /// The examples as items for [`ExpandableBatcher`] and burn's datasets.
+    pub fn items(self) -> Vec<RegressionItem> {
+        self.features
+            .into_iter()
+            .zip(self.targets)
+            .map(|(features, targets)| RegressionItem { features, targets })
+            .collect()
+    }
+}
+
 /// Checks one example's values against the expected count.
 fn check_values(
     index: usize,
@@ -124,7 +147,7 @@ impl ExpandableMlp {
         &self,
         items: &[ClassificationItem],
     ) -> Result<(), InputError> {
-        let [d_input, classes] = self.io_sizes();
+        let (d_input, classes) = (self.d_input(), self.d_output());
         if items.is_empty() {
             return Err(InputError::Empty);
         }
@@ -145,7 +168,7 @@ impl ExpandableMlp {
     /// `d_input` finite features and `d_output` finite targets each. The first bad example is
     /// named in the error.
     pub fn check_regression_items(&self, items: &[RegressionItem]) -> Result<(), InputError> {
-        let [d_input, d_output] = self.io_sizes();
+        let (d_input, d_output) = (self.d_input(), self.d_output());
         if items.is_empty() {
             return Err(InputError::Empty);
         }
@@ -154,11 +177,6 @@ impl ExpandableMlp {
             check_values(index, "targets", &item.targets, d_output)?;
         }
         Ok(())
-    }
-
-    fn io_sizes(&self) -> [usize; 2] {
-        let layers = self.layers();
-        [layers[0].d_input(), layers[layers.len() - 1].d_output()]
     }
 }
 
@@ -371,4 +389,47 @@ pub fn gather_gradients(
         }
     }
     gathered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_sets_become_items_in_order() {
+        let classification = ClassificationSet {
+            features: vec![vec![1.0, 2.0], vec![3.0, 4.0]],
+            labels: vec![1, 0],
+        };
+        assert_eq!(
+            classification.items(),
+            vec![
+                ClassificationItem {
+                    features: vec![1.0, 2.0],
+                    label: 1
+                },
+                ClassificationItem {
+                    features: vec![3.0, 4.0],
+                    label: 0
+                },
+            ]
+        );
+        let regression = RegressionSet {
+            features: vec![vec![1.0], vec![2.0]],
+            targets: vec![vec![0.5, -0.5], vec![1.5, -1.5]],
+        };
+        assert_eq!(
+            regression.items(),
+            vec![
+                RegressionItem {
+                    features: vec![1.0],
+                    targets: vec![0.5, -0.5]
+                },
+                RegressionItem {
+                    features: vec![2.0],
+                    targets: vec![1.5, -1.5]
+                },
+            ]
+        );
+    }
 }

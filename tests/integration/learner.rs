@@ -24,12 +24,7 @@ use burn_senn::datasets::ClassificationSet;
 use crate::common::cpu_device;
 
 fn moons(count: usize, seed: u64) -> Vec<ClassificationItem> {
-    let set = ClassificationSet::two_moons(count, 0.2, seed);
-    set.features
-        .into_iter()
-        .zip(set.labels)
-        .map(|(features, label)| ClassificationItem { features, label })
-        .collect()
+    ClassificationSet::two_moons(count, 0.2, seed).items()
 }
 
 fn loader(
