@@ -17,6 +17,9 @@ use burn_senn::{
     NaturalGradientConfig,
 };
 
+mod common;
+use common::{options, Options};
+
 /// A user model: any burn layers, with an `ExpandableMlp` as one of its fields.
 #[derive(Module, Debug)]
 struct Model {
@@ -34,28 +37,8 @@ impl Model {
     }
 }
 
-/// `--steps N --seed N`, each optional.
-fn options() -> Result<(usize, u64), String> {
-    let (mut steps, mut seed) = (300, 0);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--steps" => steps = number()? as usize,
-            "--seed" => seed = number()?,
-            _ => return Err(format!("unknown option {flag}; use --steps, --seed")),
-        }
-    }
-    Ok((steps, seed))
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (steps, seed) = options()?;
+    let Options { steps, seed, .. } = options(300, None)?;
     let backend = backends::default_name();
     let device = backends::device(backend)?.autodiff();
     device.seed(seed);
@@ -108,15 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = model.valid();
     let inner = device.clone().inner();
     let accuracy = |set: &ClassificationSet| {
-        let predictions = model
-            .forward(set.inputs(&inner))
-            .argmax(1)
-            .squeeze_dim::<1>(1);
-        predictions
-            .equal(set.label_tensor(&inner))
-            .float()
-            .mean()
-            .into_scalar::<f64>()
+        common::accuracy(model.forward(set.inputs(&inner)), set.label_tensor(&inner))
     };
     println!(
         "head grew from {start} to {} in {} expansions",

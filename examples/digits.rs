@@ -22,6 +22,9 @@ use burn_senn::{
     NaturalGradientConfig,
 };
 
+mod common;
+use common::{options, Options};
+
 /// The digits, pixels scaled to [0, 1].
 fn digits() -> Result<ClassificationSet, Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv.gz");
@@ -41,39 +44,14 @@ fn digits() -> Result<ClassificationSet, Box<dyn std::error::Error>> {
 }
 
 fn accuracy(network: &ExpandableMlp, set: &ClassificationSet, device: &Device) -> f64 {
-    let predictions = network
-        .forward(set.inputs(device))
-        .argmax(1)
-        .squeeze_dim::<1>(1);
-    predictions
-        .equal(set.label_tensor(device))
-        .float()
-        .mean()
-        .into_scalar::<f64>()
-}
-
-/// `--steps N --seed N`, each optional.
-fn options() -> Result<(usize, u64), String> {
-    let (mut steps, mut seed) = (300, 0);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--steps" => steps = number()? as usize,
-            "--seed" => seed = number()?,
-            _ => return Err(format!("unknown option {flag}; use --steps, --seed")),
-        }
-    }
-    Ok((steps, seed))
+    common::accuracy(
+        network.forward(set.inputs(device)),
+        set.label_tensor(device),
+    )
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (steps, seed) = options()?;
+    let Options { steps, seed, .. } = options(300, None)?;
     let backend = backends::default_name();
     let device = backends::device(backend)?.autodiff();
     device.seed(seed);

@@ -11,67 +11,22 @@
 //!
 //! Defaults: 400 full-batch steps, seed 0, output in `quickstart-out/`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::{Int, Tensor};
 use burn_senn::datasets::ClassificationSet;
 use burn_senn::report::{GrowthReport, Task};
 use burn_senn::{
     backends, ExpandableMlpConfig, ExpansionConfig, FisherEstimate, NaturalGradientConfig,
 };
 
-/// The fraction of `logits` whose largest entry is the label.
-fn accuracy(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
-    let predictions = logits.argmax(1).squeeze_dim::<1>(1);
-    predictions
-        .equal(labels)
-        .float()
-        .mean()
-        .into_scalar::<f64>()
-}
-
-/// `--steps N --seed N --out DIR`, each optional.
-struct Options {
-    steps: usize,
-    seed: u64,
-    out: PathBuf,
-}
-
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        steps: 400,
-        seed: 0,
-        out: PathBuf::from("quickstart-out"),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse()
-                .map_err(|_| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--steps" => options.steps = number()? as usize,
-            "--seed" => options.seed = number()?,
-            "--out" => options.out = PathBuf::from(&value),
-            _ => return Err(format!("unknown option {flag}; use --steps, --seed, --out")),
-        }
-    }
-    Ok(options)
-}
+mod common;
+use common::{accuracy, options, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "burn_senn=info".into()),
-        )
-        .init();
-    let Options { steps, seed, out } = options()?;
+    common::log_growth();
+    let Options { steps, seed, out } = options(400, Some("quickstart-out"))?;
     let backend = backends::default_name();
     let device = backends::device(backend)?.autodiff();
     device.seed(seed);

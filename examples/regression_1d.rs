@@ -12,7 +12,6 @@
 //!
 //! Defaults: 2000 full-batch steps, seed 0, output in `regression_1d-out/`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::Tensor;
@@ -23,39 +22,11 @@ use burn_senn::{
     NaturalGradientConfig,
 };
 
+mod common;
+use common::{options, Options};
+
 fn mse(outputs: Tensor<2>, targets: Tensor<2>) -> Tensor<1> {
     (outputs - targets).square().mean()
-}
-
-/// `--steps N --seed N --out DIR`, each optional.
-struct Options {
-    steps: usize,
-    seed: u64,
-    out: PathBuf,
-}
-
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        steps: 2000,
-        seed: 0,
-        out: PathBuf::from("regression_1d-out"),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse()
-                .map_err(|_| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--steps" => options.steps = number()? as usize,
-            "--seed" => options.seed = number()?,
-            "--out" => options.out = PathBuf::from(&value),
-            _ => return Err(format!("unknown option {flag}; use --steps, --seed, --out")),
-        }
-    }
-    Ok(options)
 }
 
 /// Trains `network` for `steps` full-batch steps, growing it when `grow`; records the report.
@@ -104,13 +75,8 @@ fn train(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "burn_senn=info".into()),
-        )
-        .init();
-    let Options { steps, seed, out } = options()?;
+    common::log_growth();
+    let Options { steps, seed, out } = options(2000, Some("regression_1d-out"))?;
     let backend = backends::default_name();
     let device = backends::device(backend)?.autodiff();
     device.seed(seed);
