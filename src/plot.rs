@@ -234,14 +234,7 @@ fn draw_growth<DB: DrawingBackend>(
             .label(label)
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(fail)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(fail)?;
 
     // Widths and depth.
     let most = report
@@ -298,15 +291,22 @@ fn draw_growth<DB: DrawingBackend>(
         .map_err(fail)?
         .label("depth (hidden layers)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(fail)?;
+    root.present().map_err(fail)
+}
+
+/// Draws the legend of `chart`'s labelled series at `position`, in the style of every figure.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
         .label_font((FONT, 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .draw()
-        .map_err(fail)?;
-    root.present().map_err(fail)
 }
 
 /// Points of a step function: each value holds until the next point.
@@ -442,14 +442,7 @@ fn draw_fit<DB: DrawingBackend>(
         .map_err(fail)?
         .label("neuron (where its pre-activation is zero)")
         .legend(|(x, y)| TriangleMarker::new((x + 10, y), 7, WIDTH_EVENT.filled()));
-    chart
-        .configure_series_labels()
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(fail)?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(fail)?;
     root.present().map_err(fail)
 }
 
