@@ -44,6 +44,41 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// `senn train` of a two-epoch classifier of column `label` in `data`, written to `out`.
+fn train_classifier(data: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args = vec![
+        "train",
+        "--data",
+        data,
+        "--target",
+        "label",
+        "--task",
+        "classification",
+        "--epochs",
+        "2",
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    senn(&args)
+}
+
+/// Checks that `run` failed with one line on standard error that says `expected`.
+fn assert_fails_with(run: &Output, expected: &str) {
+    let stderr = text(&run.stderr);
+    assert!(!run.status.success(), "accepted: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "{stderr:?} does not say {expected:?}"
+    );
+}
+
 #[test]
 fn trains_predicts_and_inspects_a_classifier() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,34 +245,8 @@ fn rejects(csv: Option<&str>, extra: &[&str], expected: &str) {
         std::fs::write(&data, csv).unwrap();
     }
     let out = dir.path().join("out");
-    let data = data.display().to_string();
-    let out_arg = out.display().to_string();
-    let mut args = vec![
-        "train",
-        "--data",
-        &data,
-        "--target",
-        "label",
-        "--task",
-        "classification",
-        "--epochs",
-        "2",
-        "--out",
-        &out_arg,
-    ];
-    args.extend_from_slice(extra);
-    let run = senn(&args);
-    let stderr = text(&run.stderr);
-    assert!(!run.status.success(), "accepted: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    assert!(
-        stderr.contains(expected),
-        "{stderr:?} does not say {expected:?}"
-    );
+    let run = train_classifier(&data.display().to_string(), &out, extra);
+    assert_fails_with(&run, expected);
     assert!(!out.exists(), "{} was written", out.display());
     let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -288,19 +297,7 @@ fn a_model_meets_data_of_another_feature_set() {
     let dir = tempfile::tempdir().unwrap();
     moons_csv(&dir.path().join("train.csv"), 100, 5);
     let out = dir.path().join("model");
-    let run = senn(&[
-        "train",
-        "--data",
-        &path(dir.path(), "train.csv"),
-        "--target",
-        "label",
-        "--task",
-        "classification",
-        "--epochs",
-        "2",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let run = train_classifier(&path(dir.path(), "train.csv"), &out, &[]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let model = out.display().to_string();
     let predict = |csv: &str, expected: &str| {
@@ -316,14 +313,8 @@ fn a_model_meets_data_of_another_feature_set() {
             "--output",
             &output.display().to_string(),
         ]);
-        let stderr = text(&run.stderr);
-        assert!(!run.status.success(), "accepted {csv:?}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "{stderr:?} does not say {expected:?}"
-        );
-        assert!(!output.exists());
+        assert_fails_with(&run, expected);
+        assert!(!output.exists(), "{csv:?}");
     };
     predict("x,z\n1,2\n", "no column `y`");
     predict("x,y,w\n1,2,3\n", "column `w` was not among the features");
@@ -347,21 +338,7 @@ fn a_failed_run_keeps_the_previous_model() {
     let dir = tempfile::tempdir().unwrap();
     moons_csv(&dir.path().join("train.csv"), 100, 6);
     let out = dir.path().join("model");
-    let train = |data: &str| {
-        senn(&[
-            "train",
-            "--data",
-            data,
-            "--target",
-            "label",
-            "--task",
-            "classification",
-            "--epochs",
-            "2",
-            "--out",
-            &out.display().to_string(),
-        ])
-    };
+    let train = |data: &str| train_classifier(data, &out, &[]);
     assert!(train(&path(dir.path(), "train.csv")).status.success());
     let before = std::fs::read(out.join("model.bpk")).unwrap();
     std::fs::write(dir.path().join("bad.csv"), "x,y,label\n1,NaN,a\n").unwrap();
